@@ -1,0 +1,31 @@
+"""w2v-jax: word2vec (skip-gram and CBOW, negative sampling and full softmax) in JAX.
+
+The data path, top to bottom: ``corpus`` (text → token ids) → ``vocab`` (counts →
+ids, noise distribution, keep-probabilities) → ``batching`` (sub-sampling, dynamic
+window → examples) → ``sampling`` (negatives) → ``objectives`` (pure losses and
+closed-form gradients) → ``train`` (jitted steps over a TrainState) → ``vectors``
+(KeyedVectors, word2vec formats).
+"""
+
+from w2v_jax.config import Config
+from w2v_jax.corpus import Corpus, embedded_corpus_path, load_corpus
+from w2v_jax.errors import W2VError
+from w2v_jax.model import Word2Vec, load_vectors
+from w2v_jax.objectives import (
+    cbow_ns_grads,
+    cbow_ns_loss,
+    cbow_softmax_grads,
+    cbow_softmax_loss,
+    ns_block_grads,
+    ns_block_loss,
+    ns_grads,
+    ns_loss,
+    ns_update,
+    softmax_grads,
+    softmax_loss,
+)
+from w2v_jax.train import TrainState, init_state, train
+from w2v_jax.vectors import KeyedVectors
+from w2v_jax.vocab import Vocab, build_vocab
+
+__version__ = "0.1.0"

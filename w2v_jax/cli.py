@@ -1,0 +1,142 @@
+"""``w2v-jax``: the command line, thin over the library.
+
+    w2v-jax train [--corpus PATH] --out DIR [--sg 1|0 --vector-size ... ]
+    w2v-jax eval RUN_DIR_OR_VECTORS [--analogies FILE] [--similarity FILE ...]
+    w2v-jax similar RUN_DIR WORD [--topn N]
+    w2v-jax analogy RUN_DIR A B C [--topn N]
+
+User errors print one line (``w2v-jax: error: ...``) and exit 2; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+from w2v_jax.config import SAMPLERS, Config
+from w2v_jax.errors import W2VError
+
+# Flags named like gensim's arguments, with dashes; defaults from Config.
+_TRAIN_FLAGS = [
+    ("sg", int, "1 = skip-gram, 0 = CBOW"),
+    ("vector_size", int, "embedding dimension"),
+    ("window", int, "maximum context distance (the effective window is drawn from 1..window)"),
+    ("negative", int, "negatives per positive pair"),
+    ("ns_exponent", float, "noise distribution exponent"),
+    ("sample", float, "sub-sampling threshold (0 = off)"),
+    ("min_count", int, "drop words rarer than this"),
+    ("max_vocab_size", int, "keep at most this many words"),
+    ("epochs", int, "passes over the corpus"),
+    ("alpha", float, "initial learning rate (default 0.025 SG, 0.05 CBOW)"),
+    ("min_alpha", float, "final learning rate"),
+    ("batch_size", int, "pairs (SG) or windows (CBOW) per SGD step"),
+    ("shared_negatives", int, "consecutive pairs sharing one draw of negatives (1 = none)"),
+    ("steps_per_call", int, "SGD steps per jitted dispatch"),
+    ("seed", int, "random seed"),
+]
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train word vectors",
+                       description="Train skip-gram or CBOW with negative sampling.")
+    p.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
+                   "default: the embedded KJV corpus")
+    p.add_argument("--out", required=True, help="run directory to write")
+    defaults = Config()
+    for name, kind, help_ in _TRAIN_FLAGS:
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name),
+                       help=f"{help_} (default: {getattr(defaults, name)})")
+    p.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler,
+                   help=f"negative sampler (default: {defaults.sampler})")
+    p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=defaults.cbow_update,
+                   help="CBOW context update: full gradient per row (word2vec) or divided by count")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def _train(args) -> int:
+    from tqdm import tqdm
+
+    from w2v_jax.corpus import embedded_corpus_path, load_corpus
+    from w2v_jax.model import METRICS, prepare_out_dir, save_run
+    from w2v_jax.train import MetricsWriter, train
+    from w2v_jax.vectors import KeyedVectors
+
+    import numpy as np
+
+    fields = {f.name for f in dataclasses.fields(Config)}
+    config = Config(**{k: v for k, v in vars(args).items() if k in fields})
+    out = prepare_out_dir(args.out, args.overwrite)
+    corpus_path = args.corpus or embedded_corpus_path()
+
+    t0 = time.perf_counter()
+    vocab, corpus = load_corpus(corpus_path, config.min_count, config.max_vocab_size)
+    t_load = time.perf_counter() - t0
+    print(f"corpus {corpus_path}: {corpus.raw_words:,} words, vocabulary {len(vocab):,} "
+          f"(min_count={config.min_count}), read in {t_load:.1f}s", file=sys.stderr)
+
+    metrics = MetricsWriter(out / METRICS)
+    bar = tqdm(total=config.epochs * corpus.raw_words, unit="w", unit_scale=True,
+               disable=args.no_progress, dynamic_ncols=True, smoothing=0.1)
+
+    def on_progress(p):
+        bar.update(p.words - bar.n)
+        bar.set_postfix_str(f"epoch {p.epoch + 1}/{config.epochs} loss {p.loss:.3f} "
+                            f"lr {p.lr:.5f} {p.words_per_sec / 1e3:.0f}k w/s", refresh=False)
+        metrics(p)
+
+    t1 = time.perf_counter()
+    try:
+        state = train(config, vocab, corpus, on_progress)
+    finally:
+        bar.close()
+    t_train = time.perf_counter() - t1
+    wv = KeyedVectors(vocab.words, np.asarray(state.w_in))
+    summary = {"event": "done", "corpus": str(corpus_path), "raw_words": corpus.raw_words,
+               "vocab_size": len(vocab), "load_seconds": round(t_load, 3),
+               "train_seconds": round(t_train, 3),
+               "words_per_sec": round(config.epochs * corpus.raw_words / t_train)}
+    metrics.write(summary)
+    metrics.close()
+    save_run(out, config, vocab, wv, {"corpus": str(corpus_path)})
+    print(f"trained {config.epochs} epoch(s) in {t_train:.1f}s "
+          f"({summary['words_per_sec'] / 1e3:.0f}k words/s); wrote {out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except W2VError as e:
+        if args.debug:
+            raise
+        print(f"w2v-jax: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("w2v-jax: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"w2v-jax: internal error: {type(e).__name__}: {e} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

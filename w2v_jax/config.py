@@ -1,0 +1,140 @@
+"""Hyper-parameters: one frozen dataclass, validated with clear messages.
+
+Field names follow gensim's ``Word2Vec`` so that users can carry their settings over
+(``vector_size``, ``window``, ``min_count``, ``sg``, ``negative``, ``ns_exponent``,
+``sample``, ``alpha``, ``min_alpha``, ``epochs``, ``seed``). The rest control the
+JAX trainer (batching, the negative sampler, how many steps one dispatch runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from w2v_jax.errors import W2VError
+
+SAMPLERS = ("alias", "cdf", "categorical")
+CBOW_UPDATES = ("word2vec", "exact")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run (together with the corpus).
+
+    Attributes:
+      vector_size: embedding dimension d.
+      window: maximum distance between centre and context; the effective window of
+        each centre is drawn uniformly from 1..window (word2vec's dynamic window).
+      min_count: words rarer than this are dropped from the vocabulary.
+      max_vocab_size: keep at most this many of the most frequent words (None: all).
+      sg: 1 for skip-gram, 0 for CBOW.
+      negative: K, negatives per positive pair.
+      ns_exponent: noise distribution P_n(w) ∝ count(w)**ns_exponent.
+      sample: sub-sampling threshold (0 disables sub-sampling).
+      alpha: initial learning rate; None picks 0.025 for SG and 0.05 for CBOW.
+      min_alpha: final learning rate, reached linearly at the last training word.
+      epochs: passes over the corpus.
+      seed: the one seed every random draw of the run derives from.
+      batch_size: positive pairs (SG) or windows (CBOW) per SGD step.
+      shared_negatives: S, consecutive pairs that share one draw of K negatives
+        (1 = fresh negatives for every pair, as in the spec; larger is faster).
+      sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
+        (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
+        over ~sqrt(V) blocks, then within the block). All are exact.
+      steps_per_call: SGD steps one jitted dispatch runs (``lax.scan``).
+      cbow_update: "word2vec" adds the full gradient of the mean context vector to
+        every context row (word2vec C and gensim); "exact" adds 1/count of it
+        (the true gradient of the loss).
+    """
+
+    vector_size: int = 100
+    window: int = 5
+    min_count: int = 5
+    max_vocab_size: int | None = None
+    sg: int = 1
+    negative: int = 5
+    ns_exponent: float = 0.75
+    sample: float = 1e-3
+    alpha: float | None = None
+    min_alpha: float = 1e-4
+    epochs: int = 5
+    seed: int = 1
+    batch_size: int = 1024
+    shared_negatives: int = 16
+    sampler: str = "alias"
+    steps_per_call: int = 128
+    cbow_update: str = "word2vec"
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def learning_rate(self) -> float:
+        """The initial learning rate actually used (``alpha`` or its SG/CBOW default)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return 0.025 if self.sg else 0.05
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """Builds a Config from plain data, naming any unknown field."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise W2VError(
+                f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+            )
+        return cls(**d)
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _validate(c: Config) -> None:
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise W2VError(msg)
+
+    ints = ("vector_size", "window", "min_count", "sg", "negative", "epochs", "seed",
+            "batch_size", "shared_negatives", "steps_per_call")
+    floats = ("ns_exponent", "sample", "min_alpha")
+    for name in ints:
+        v = getattr(c, name)
+        need(_type_ok(v, int), f"{name} must be an integer, got {v!r}")
+    for name in floats:
+        v = getattr(c, name)
+        need(_type_ok(v, float), f"{name} must be a number, got {v!r}")
+    for name in ("alpha", "max_vocab_size"):
+        v = getattr(c, name)
+        kind = float if name == "alpha" else int
+        need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
+
+    for name in ("vector_size", "window", "negative", "epochs", "batch_size",
+                 "shared_negatives", "steps_per_call"):
+        need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
+    need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")
+    need(c.max_vocab_size is None or c.max_vocab_size > 0,
+         f"max_vocab_size must be positive or None, got {c.max_vocab_size}")
+    need(c.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {c.sg}")
+    need(c.sample >= 0, f"sample must be >= 0 (0 disables sub-sampling), got {c.sample}")
+    need(c.alpha is None or c.alpha > 0, f"alpha must be > 0, got {c.alpha}")
+    need(c.min_alpha >= 0, f"min_alpha must be >= 0, got {c.min_alpha}")
+    need(c.min_alpha <= c.learning_rate,
+         f"min_alpha ({c.min_alpha}) must not exceed alpha ({c.learning_rate})")
+    need(c.batch_size % c.shared_negatives == 0,
+         f"batch_size ({c.batch_size}) must be a multiple of shared_negatives ({c.shared_negatives})")
+    need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
+    need(c.cbow_update in CBOW_UPDATES,
+         f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")

@@ -1,0 +1,149 @@
+"""Text → token ids: read a plain or gzipped file, count words, keep sentence bounds.
+
+A corpus is whitespace-separated words; each line is a sentence (windows never cross
+a line). Lines may be of any length: the file is read in fixed-size binary blocks and
+cut at whitespace, so a single 7.5M-word line (text8) costs no more than many short
+ones. The result is compact: one int32 per token, plus the sentence lengths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.resources
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from w2v_jax.errors import W2VError
+from w2v_jax.vocab import Vocab, build_vocab
+
+_BLOCK = 1 << 24  # bytes read at a time; bounds the Python objects alive at once
+
+
+def embedded_corpus_path() -> Path:
+    """The small public-domain corpus shipped with the package (KJV Bible, 790k words)."""
+    return Path(str(importlib.resources.files("w2v_jax") / "data" / "kjv.txt.gz"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """A tokenised corpus restricted to a vocabulary.
+
+    Attributes:
+      ids: i32[N] vocabulary ids of the in-vocabulary tokens, in corpus order.
+      sentence_lengths: i64[S] number of in-vocabulary tokens in each sentence (line).
+      raw_words: number of tokens in the file, out-of-vocabulary ones included
+        (the "raw words" of gensim's progress reports and of words/s).
+    """
+
+    ids: np.ndarray
+    sentence_lengths: np.ndarray
+    raw_words: int
+
+    def sentence_ids(self) -> np.ndarray:
+        """i32[N] the sentence index of every token."""
+        return np.repeat(np.arange(len(self.sentence_lengths), dtype=np.int32),
+                         self.sentence_lengths)
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise W2VError(f"corpus file {path} does not exist; check the path given to --corpus")
+    if path.is_dir():
+        raise W2VError(f"corpus path {path} is a directory; pass a text file (plain or .gz)")
+    if not os.access(path, os.R_OK):
+        raise W2VError(f"corpus file {path} is not readable; check its permissions")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _blocks(path: Path):
+    """Yields decoded text blocks that end at a whitespace boundary."""
+    offset = 0
+    carry = b""
+    try:
+        with _open(path) as f:
+            while True:
+                raw = f.read(_BLOCK)
+                if not raw:
+                    break
+                buf = carry + raw
+                cut = max(buf.rfind(b" "), buf.rfind(b"\n"), buf.rfind(b"\t"), buf.rfind(b"\r"))
+                if cut < 0:
+                    carry = buf  # no whitespace yet: the word goes on
+                    continue
+                carry = buf[cut + 1:]
+                yield _decode(buf[: cut + 1], path, offset)
+                offset += cut + 1
+            if carry:
+                yield _decode(carry, path, offset)
+    except (OSError, EOFError, zlib.error) as e:
+        raise W2VError(f"could not read corpus {path}: {e}") from None
+
+
+def _decode(b: bytes, path: Path, offset: int) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise W2VError(
+            f"corpus {path} is not valid UTF-8 (bad byte at offset {offset + e.start}); "
+            "re-encode it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def scan(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over a text file.
+
+    Returns:
+      (types, counts, tokens, sentence_lengths): the distinct words in order of first
+      appearance, i64[T] their counts, i32[n] every token as an index into ``types``,
+      and i64[S] the number of tokens on each non-empty line.
+    """
+    path = Path(path)
+    index: dict[str, int] = {}
+    setdefault = index.setdefault
+    parts: list[np.ndarray] = []
+    lengths: list[int] = []
+    line_len = 0
+    for text in _blocks(path):
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            if i > 0:  # a newline ended the previous line
+                if line_len:
+                    lengths.append(line_len)
+                line_len = 0
+            words = line.split()
+            if words:
+                parts.append(np.fromiter((setdefault(w, len(index)) for w in words),
+                                         dtype=np.int32, count=len(words)))
+                line_len += len(words)
+    if line_len:
+        lengths.append(line_len)
+    if not index:
+        raise W2VError(f"corpus {path} has no words (empty or whitespace only); "
+                       "pass a text file with words separated by spaces")
+    tokens = np.concatenate(parts)
+    counts = np.bincount(tokens, minlength=len(index)).astype(np.int64)
+    return list(index), counts, tokens, np.asarray(lengths, dtype=np.int64)
+
+
+def load_corpus(path: str | os.PathLike, min_count: int = 5,
+                max_vocab_size: int | None = None) -> tuple[Vocab, Corpus]:
+    """Reads a corpus, builds its vocabulary and maps it to vocabulary ids.
+
+    Out-of-vocabulary tokens are dropped before windows are formed (as in word2vec C
+    and gensim), so a window spans the words around a dropped one.
+    """
+    types, counts, tokens, lengths = scan(path)
+    vocab, remap = build_vocab(types, counts, min_count, max_vocab_size)
+    mapped = remap[tokens]
+    keep = mapped >= 0
+    sent = np.repeat(np.arange(len(lengths)), lengths)
+    kept_lengths = np.bincount(sent[keep], minlength=len(lengths))
+    corpus = Corpus(ids=mapped[keep], sentence_lengths=kept_lengths[kept_lengths > 0],
+                    raw_words=int(tokens.size))
+    return vocab, corpus

@@ -1,0 +1,11 @@
+"""The one exception type users see.
+
+Every problem a user can fix (bad flag, unreadable file, empty corpus...) is raised
+as :class:`W2VError` with a one-line message that says what is wrong and what to do.
+The CLI prints it without a traceback and exits non-zero; library callers can catch
+it like any other exception.
+"""
+
+
+class W2VError(ValueError):
+    """A user-fixable error; ``str(err)`` is a complete one-line message."""

@@ -1,0 +1,109 @@
+"""The gensim-like front door: ``Word2Vec(corpus_file=..., vector_size=..., ...)``.
+
+It only assembles the library: read the corpus, train, wrap the vectors, save a run
+directory. A run directory holds ``vectors.bin`` (word2vec binary), ``vocab.txt``
+(word and count per line), ``config.json`` and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from w2v_jax.config import Config
+from w2v_jax.corpus import Corpus, embedded_corpus_path, load_corpus
+from w2v_jax.errors import W2VError
+from w2v_jax.train import Progress, TrainState, train
+from w2v_jax.vectors import KeyedVectors
+from w2v_jax.vocab import Vocab
+
+VECTORS = "vectors.bin"
+VOCAB = "vocab.txt"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+class Word2Vec:
+    """Trains on construction, like gensim's ``Word2Vec``.
+
+    Args:
+      corpus_file: plain or gzipped text, one sentence per line (default: the embedded
+        KJV corpus).
+      on_progress: optional callback receiving ``w2v_jax.train.Progress``.
+      **hyper: any ``w2v_jax.Config`` field (``vector_size``, ``window``, ``sg``, ...).
+
+    Attributes:
+      wv: KeyedVectors of the input vectors; config, vocab, state, timings (seconds).
+    """
+
+    def __init__(self, corpus_file: str | os.PathLike | None = None,
+                 on_progress: Callable[[Progress], None] | None = None, **hyper):
+        self.config = Config(**hyper)
+        t0 = time.perf_counter()
+        self.vocab, corpus = load_corpus(corpus_file or embedded_corpus_path(),
+                                         self.config.min_count, self.config.max_vocab_size)
+        t1 = time.perf_counter()
+        self.state: TrainState = train(self.config, self.vocab, corpus, on_progress)
+        t2 = time.perf_counter()
+        self.corpus_words = corpus.raw_words
+        self.timings = {"load_seconds": t1 - t0, "train_seconds": t2 - t1}
+        self.wv = KeyedVectors(self.vocab.words, np.asarray(self.state.w_in))
+
+    def save(self, out_dir: str | os.PathLike) -> None:
+        """Writes vocab.txt, config.json and (last, atomically) vectors.bin into out_dir."""
+        save_run(out_dir, self.config, self.vocab, self.wv)
+
+
+def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Creates ``out_dir`` and checks that it is writable, before any work is done.
+
+    A directory that already holds a finished run is refused unless ``overwrite``,
+    in which case the old vectors are removed first so that a failed run never leaves
+    a directory that looks complete.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise W2VError(f"cannot write to output directory {out}: {e.strerror or e}; "
+                       "choose another --out") from None
+    if (out / VECTORS).exists():
+        if not overwrite:
+            raise W2VError(f"{out} already holds a finished run ({VECTORS}); "
+                           "choose another --out or pass --overwrite")
+        for name in (VECTORS, VOCAB, CONFIG, METRICS):
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
+def save_run(out_dir: str | os.PathLike, config: Config, vocab: Vocab, wv: KeyedVectors,
+             extra: dict | None = None) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab.save(out / VOCAB)
+    cfg = config.to_dict() | {"effective_alpha": config.learning_rate} | (extra or {})
+    (out / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    wv.save_word2vec_format(out / VECTORS, binary=True)
+
+
+def load_vectors(path: str | os.PathLike) -> KeyedVectors:
+    """Vectors from a run directory (its vectors.bin) or a word2vec text/binary file."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / VECTORS).exists():
+            raise W2VError(f"{p} holds no {VECTORS}; is it a finished w2v-jax run directory?")
+        p = p / VECTORS
+    elif not p.exists():
+        raise W2VError(f"{p} does not exist; pass a run directory or a word2vec vectors file")
+    return KeyedVectors.load_word2vec_format(p)
+
+
+__all__ = ["Word2Vec", "prepare_out_dir", "save_run", "load_vectors", "Corpus"]

@@ -1,0 +1,194 @@
+"""Pure word2vec losses and their closed-form gradients.
+
+Every function here takes one example (one positive pair, one CBOW window); batch
+them with ``jax.vmap`` and compile with ``jax.jit``. Notation follows
+``spec/word2vec-math.md``: ``h`` is the hidden vector (the centre's ``W_in`` row for
+skip-gram, the mean of the context rows for CBOW), ``c_pos`` the positive output row,
+``c_neg`` the K negative output rows, σ the logistic function.
+
+The closed-form gradients are what the trainer applies; ``tests/test_objectives.py``
+checks each against ``jax.grad`` of its loss in float64 (see ``w2v_jax.gradcheck``).
+
+Shapes: ``f[d]`` is a float vector of length d; K negatives, S pairs sharing one draw
+of negatives, C context slots of a CBOW window (padded, with a boolean mask).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+# ----------------------------------------------------------------------------------
+# Negative sampling (skip-gram form: one hidden vector, one positive, K negatives)
+# ----------------------------------------------------------------------------------
+
+
+def ns_loss(h: Array, c_pos: Array, c_neg: Array) -> Array:
+    """J = -log σ(c_pos·h) - Σ_k log σ(-c_neg[k]·h).
+
+    Args:
+      h: f[d] hidden vector.
+      c_pos: f[d] output row of the positive word.
+      c_neg: f[K, d] output rows of the negatives.
+    Returns:
+      f[] the loss; finite for any finite scores (log-sigmoid is computed stably).
+    """
+    return -jax.nn.log_sigmoid(c_pos @ h) - jnp.sum(jax.nn.log_sigmoid(-(c_neg @ h)))
+
+
+def ns_grads(h: Array, c_pos: Array, c_neg: Array) -> tuple[Array, Array, Array]:
+    """Closed-form gradients of :func:`ns_loss`.
+
+    With prediction errors e_j = σ(c_j·h) - t_j (t = 1 for the positive, 0 for negatives):
+    ∂J/∂c_j = e_j h and ∂J/∂h = Σ_j e_j c_j.
+
+    Returns:
+      (d_h: f[d], d_c_pos: f[d], d_c_neg: f[K, d]).
+    """
+    e_pos = jax.nn.sigmoid(c_pos @ h) - 1.0  # f[]
+    e_neg = jax.nn.sigmoid(c_neg @ h)  # f[K]
+    d_h = e_pos * c_pos + e_neg @ c_neg
+    return d_h, e_pos * h, e_neg[:, None] * h[None, :]
+
+
+def ns_block_loss(h: Array, c_pos: Array, c_neg: Array) -> Array:
+    """NS loss of S pairs that share one draw of K negatives (summed over the pairs).
+
+    Args:
+      h: f[S, d] hidden vectors; c_pos: f[S, d] positive rows; c_neg: f[K, d] shared negatives.
+    Returns:
+      f[] Σ_s ns_loss(h[s], c_pos[s], c_neg).
+    """
+    return jnp.sum(jax.vmap(ns_loss, in_axes=(0, 0, None))(h, c_pos, c_neg))
+
+
+def ns_block_value_and_grads(h: Array, c_pos: Array,
+                             c_neg: Array) -> tuple[Array, tuple[Array, Array, Array]]:
+    """:func:`ns_block_loss` and its closed-form gradients from one set of scores.
+
+    The scores of the shared negatives form one small matmul (S×d by d×K), which is
+    what makes sharing fast (Intel's HogBatch). With S = 1 this is :func:`ns_grads`.
+
+    Returns:
+      (loss: f[], (d_h: f[S, d], d_c_pos: f[S, d], d_c_neg: f[K, d])).
+    """
+    s_pos = jnp.sum(h * c_pos, axis=-1)  # f[S]
+    s_neg = h @ c_neg.T  # f[S, K]
+    loss = -jnp.sum(jax.nn.log_sigmoid(s_pos)) - jnp.sum(jax.nn.log_sigmoid(-s_neg))
+    e_pos = jax.nn.sigmoid(s_pos) - 1.0
+    e_neg = jax.nn.sigmoid(s_neg)
+    d_h = e_pos[:, None] * c_pos + e_neg @ c_neg
+    return loss, (d_h, e_pos[:, None] * h, e_neg.T @ h)
+
+
+def ns_block_grads(h: Array, c_pos: Array, c_neg: Array) -> tuple[Array, Array, Array]:
+    """Closed-form gradients of :func:`ns_block_loss`: (d_h: f[S, d], d_c_pos: f[S, d], d_c_neg: f[K, d])."""
+    return ns_block_value_and_grads(h, c_pos, c_neg)[1]
+
+
+def ns_update(w_in: Array, w_out: Array, center: Array, context: Array,
+              negatives: Array, lr: float | Array) -> tuple[Array, Array]:
+    """One SGD step of skip-gram NS for one positive pair, exactly as in the spec.
+
+    Both gradients are computed from the old values and applied together; rows not
+    named are unchanged. A row named twice (say a negative drawn twice) receives the
+    sum of its gradients, which is the gradient of the summed loss.
+
+    Args:
+      w_in: f[V, d]; w_out: f[V, d]; center: i[] row of w_in; context: i[] positive
+      row of w_out; negatives: i[K] rows of w_out; lr: the learning rate η.
+    Returns:
+      The updated (w_in, w_out).
+    """
+    d_h, d_pos, d_neg = ns_grads(w_in[center], w_out[context], w_out[negatives])
+    w_in = w_in.at[center].add(-lr * d_h)
+    w_out = w_out.at[context].add(-lr * d_pos).at[negatives].add(-lr * d_neg)
+    return w_in, w_out
+
+
+# ----------------------------------------------------------------------------------
+# Vanilla (full) softmax: every output row is touched, O(V) per pair
+# ----------------------------------------------------------------------------------
+
+
+def softmax_loss(h: Array, w_out: Array, target: Array) -> Array:
+    """-log p(target | h) with p = softmax(w_out @ h).
+
+    Args:
+      h: f[d]; w_out: f[V, d]; target: i[] the correct output word.
+    Returns:
+      f[] the loss (log-sum-exp is max-shifted, so it is finite for large scores).
+    """
+    scores = w_out @ h
+    return jax.nn.logsumexp(scores) - scores[target]
+
+
+def softmax_grads(h: Array, w_out: Array, target: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`softmax_loss`.
+
+    With e = softmax(w_out @ h) - one_hot(target): ∂J/∂h = w_outᵀ e and
+    ∂J/∂w_out = e ⊗ h (every row of w_out gets a gradient).
+
+    Returns:
+      (d_h: f[d], d_w_out: f[V, d]).
+    """
+    e = jax.nn.softmax(w_out @ h)
+    e = e.at[target].add(-1.0)
+    return e @ w_out, e[:, None] * h[None, :]
+
+
+# ----------------------------------------------------------------------------------
+# CBOW: the hidden vector is the mean of the (masked) context rows
+# ----------------------------------------------------------------------------------
+
+
+def cbow_hidden(ctx: Array, mask: Array) -> Array:
+    """Mean of the context rows that the mask keeps.
+
+    Args:
+      ctx: f[C, d] context rows of W_in (padded); mask: bool[C], at least one True.
+    Returns:
+      f[d] the mean of the kept rows.
+    """
+    m = mask.astype(ctx.dtype)
+    return (m @ ctx) / jnp.maximum(jnp.sum(m), 1.0)
+
+
+def _spread(d_h: Array, mask: Array) -> Array:
+    """∂J/∂ctx for h = mean(ctx[mask]): each kept row gets d_h / count."""
+    m = mask.astype(d_h.dtype)
+    return (m / jnp.maximum(jnp.sum(m), 1.0))[:, None] * d_h[None, :]
+
+
+def cbow_ns_loss(ctx: Array, mask: Array, c_pos: Array, c_neg: Array) -> Array:
+    """NS loss of a CBOW window: :func:`ns_loss` at h = mean of the kept context rows."""
+    return ns_loss(cbow_hidden(ctx, mask), c_pos, c_neg)
+
+
+def cbow_ns_grads(ctx: Array, mask: Array, c_pos: Array,
+                  c_neg: Array) -> tuple[Array, Array, Array]:
+    """Closed-form gradients of :func:`cbow_ns_loss`.
+
+    Returns:
+      (d_ctx: f[C, d] (zero on padded rows, d_h / count on kept rows),
+       d_c_pos: f[d], d_c_neg: f[K, d]).
+    Note: word2vec C and gensim (``cbow_mean=1``) add the full d_h to every context
+    row instead of d_h / count; the trainer offers both (``Config.cbow_update``).
+    """
+    d_h, d_pos, d_neg = ns_grads(cbow_hidden(ctx, mask), c_pos, c_neg)
+    return _spread(d_h, mask), d_pos, d_neg
+
+
+def cbow_softmax_loss(ctx: Array, mask: Array, w_out: Array, target: Array) -> Array:
+    """Full-softmax loss of a CBOW window."""
+    return softmax_loss(cbow_hidden(ctx, mask), w_out, target)
+
+
+def cbow_softmax_grads(ctx: Array, mask: Array, w_out: Array,
+                       target: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`cbow_softmax_loss`: (d_ctx: f[C, d], d_w_out: f[V, d])."""
+    d_h, d_w_out = softmax_grads(cbow_hidden(ctx, mask), w_out, target)
+    return _spread(d_h, mask), d_w_out

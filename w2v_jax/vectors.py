@@ -1,0 +1,154 @@
+"""Trained vectors: a KeyedVectors-like view, word2vec text/binary I/O, neighbours.
+
+The word2vec formats are those of the original C tool, which gensim
+(``KeyedVectors.load_word2vec_format``), fastText and most other tools read:
+a header line ``V d``, then per word ``word v1 ... vd`` (text) or
+``word<space>`` followed by d little-endian float32 and a newline (binary).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from w2v_jax.errors import W2VError
+
+
+class KeyedVectors:
+    """Words and their vectors, with cosine neighbours computed on device.
+
+    Args:
+      words: the V words, in row order.
+      vectors: f32[V, d].
+    """
+
+    def __init__(self, words: Sequence[str], vectors: np.ndarray):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(words):
+            raise W2VError(f"got {len(words)} words but vectors of shape {vectors.shape}")
+        self.index_to_key = list(words)
+        self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
+        self.vectors = vectors
+        self._unit = None
+
+    def __len__(self) -> int:
+        return len(self.index_to_key)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.key_to_index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vectors[self.index(word)]
+
+    @property
+    def vector_size(self) -> int:
+        return self.vectors.shape[1]
+
+    def index(self, word: str) -> int:
+        try:
+            return self.key_to_index[word]
+        except KeyError:
+            raise W2VError(f"word {word!r} is not in the vocabulary ({len(self)} words)") from None
+
+    def unit_vectors(self) -> jax.Array:
+        """f32[V, d] rows scaled to unit length (computed once, kept on device)."""
+        if self._unit is None:
+            v = jnp.asarray(self.vectors)
+            self._unit = v / jnp.maximum(jnp.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return self._unit
+
+    def similarity(self, w1: str, w2: str) -> float:
+        """Cosine similarity of two words."""
+        u = self.unit_vectors()
+        return float(u[self.index(w1)] @ u[self.index(w2)])
+
+    def most_similar(self, positive: Sequence[str] | str = (), negative: Sequence[str] = (),
+                     topn: int = 10) -> list[tuple[str, float]]:
+        """Nearest words by cosine to mean(positive) − mean(negative), as gensim does.
+
+        The query words themselves are left out of the answer.
+        """
+        if isinstance(positive, str):
+            positive = [positive]
+        if not positive and not negative:
+            raise W2VError("most_similar needs at least one word")
+        u = self.unit_vectors()
+        ids = [self.index(w) for w in positive] + [self.index(w) for w in negative]
+        weights = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative))
+        q = weights @ u[jnp.asarray(ids)]
+        q = q / jnp.maximum(jnp.linalg.norm(q), 1e-12)
+        scores = np.asarray(u @ q)
+        scores[ids] = -np.inf
+        k = min(topn, len(self) - len(set(ids)))
+        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
+        top = top[np.argsort(-scores[top])]
+        return [(self.index_to_key[i], float(scores[i])) for i in top]
+
+    # ---------------------------------------------------------------- word2vec format
+
+    def save_word2vec_format(self, path: str | os.PathLike, binary: bool = True) -> None:
+        """Writes the word2vec C format, atomically (a temp file renamed into place)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(f"{len(self)} {self.vector_size}\n".encode())
+            vecs = self.vectors.astype("<f4")
+            for w, v in zip(self.index_to_key, vecs):
+                if binary:
+                    f.write(w.encode("utf-8") + b" " + v.tobytes() + b"\n")
+                else:
+                    f.write((w + " " + " ".join(f"{x:.6g}" for x in v) + "\n").encode("utf-8"))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load_word2vec_format(cls, path: str | os.PathLike,
+                             binary: bool | None = None) -> "KeyedVectors":
+        """Reads word2vec text or binary vectors; ``binary=None`` guesses from the content."""
+        path = Path(path)
+        if not path.is_file():
+            raise W2VError(f"vectors file {path} does not exist or is not a file")
+        data = path.read_bytes()
+        nl = data.find(b"\n")
+        try:
+            v, d = (int(x) for x in data[:nl].split())
+            assert v >= 0 and d > 0
+        except Exception:
+            raise W2VError(f"{path}: bad header {data[:min(nl, 60)]!r}; expected 'vocab_size vector_size'") from None
+        if binary is None:
+            binary = v > 0 and len(data) >= nl + 1 + v * (d * 4 + 2) and _looks_binary(data, nl + 1, d)
+        words, rows = [], np.empty((v, d), np.float32)
+        pos = nl + 1
+        try:
+            for i in range(v):
+                if binary:
+                    sp = data.index(b" ", pos)
+                    words.append(data[pos:sp].decode("utf-8").lstrip("\n"))
+                    rows[i] = np.frombuffer(data, "<f4", d, sp + 1)
+                    pos = sp + 1 + 4 * d
+                else:
+                    end = data.index(b"\n", pos)
+                    parts = data[pos:end].decode("utf-8").rstrip().split(" ")
+                    words.append(parts[0])
+                    rows[i] = np.asarray(parts[1:], dtype=np.float32)
+                    pos = end + 1
+        except (ValueError, IndexError, UnicodeDecodeError):
+            raise W2VError(f"{path}: truncated or malformed at entry {len(words) + 1} of {v}; "
+                           "the file may be incomplete") from None
+        return cls(words, rows)
+
+
+def _looks_binary(data: bytes, pos: int, d: int) -> bool:
+    """True if the first entry parses as ``word<space><4d bytes>`` rather than text."""
+    sp = data.find(b" ", pos)
+    if sp < 0:
+        return False
+    text_line = data[sp + 1: data.find(b"\n", sp) if data.find(b"\n", sp) >= 0 else len(data)]
+    try:
+        return len(text_line.decode("ascii").split()) != d
+    except UnicodeDecodeError:
+        return True
