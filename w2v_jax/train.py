@@ -149,7 +149,20 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
 # ----------------------------------------------------------------------------------
 
 
-def _blocks(examples: Iterator[Examples], size: int, sg: bool) -> Iterator[Examples | tuple]:
+def _with_last(it: Iterator) -> Iterator[tuple[Any, bool]]:
+    """Yields (item, is_last) pairs."""
+    it = iter(it)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
+
+
+def _blocks(examples: Iterator[Examples], size: int) -> Iterator[tuple[Examples, int]]:
     """Re-cuts a stream of example chunks into blocks of exactly ``size`` (last one padded).
 
     Yields (Examples of ``size`` rows, n_valid).
@@ -279,9 +292,10 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         for epoch in range(cfg.epochs):
             rng = np.random.default_rng([cfg.seed, epoch])
             exs = epoch_examples(corpus.ids, sent, keep, cfg.window, bool(cfg.sg), rng)
-            for ex, n_valid in _blocks(exs, size, bool(cfg.sg)):
-                yield epoch, float(ex.progress[n_valid - 1]), n_valid, _device_block(
-                    ex, n_valid, cfg, epoch)
+            for (ex, n_valid), last in _with_last(_blocks(exs, size)):
+                # The last block ends the epoch, whatever position its last centre had.
+                prog = 1.0 if last else float(ex.progress[n_valid - 1])
+                yield epoch, prog, n_valid, _device_block(ex, n_valid, cfg, epoch)
 
     total = cfg.epochs * corpus.raw_words
     t0 = time.perf_counter()

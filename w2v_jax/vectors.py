@@ -82,7 +82,7 @@ class KeyedVectors:
         weights = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative))
         q = weights @ u[jnp.asarray(ids)]
         q = q / jnp.maximum(jnp.linalg.norm(q), 1e-12)
-        scores = np.asarray(u @ q)
+        scores = np.array(u @ q)
         scores[ids] = -np.inf
         k = min(topn, len(self) - len(set(ids)))
         top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)

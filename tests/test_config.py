@@ -1,0 +1,39 @@
+"""Config validation: every bad value gets a message naming the field."""
+
+import pytest
+
+from w2v_jax.config import Config
+from w2v_jax.errors import W2VError
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("vector_size", 0, "vector_size must be a positive"),
+    ("window", -1, "window must be a positive"),
+    ("negative", 0, "negative must be a positive"),
+    ("epochs", 0, "epochs must be a positive"),
+    ("alpha", 0.0, "alpha must be > 0"),
+    ("alpha", -0.1, "alpha must be > 0"),
+    ("sg", 2, "sg must be 1"),
+    ("sample", -1e-3, "sample must be >= 0"),
+    ("min_count", 0, "min_count must be >= 1"),
+    ("vector_size", 10.5, "vector_size must be an integer"),
+    ("vector_size", "100", "vector_size must be an integer"),
+    ("sampler", "magic", "sampler must be one of"),
+    ("min_alpha", 0.5, "must not exceed alpha"),
+])
+def test_bad_values_are_named(field, value, match):
+    with pytest.raises(W2VError, match=match):
+        Config(**{field: value})
+
+
+def test_batch_must_split_into_shared_blocks():
+    with pytest.raises(W2VError, match="multiple of shared_negatives"):
+        Config(batch_size=100, shared_negatives=16)
+
+
+def test_defaults_follow_gensim_and_roundtrip():
+    c = Config()
+    assert (c.vector_size, c.window, c.min_count, c.sg, c.negative, c.ns_exponent) == (100, 5, 5, 1, 5, 0.75)
+    assert Config.from_dict(c.to_dict()) == c
+    with pytest.raises(W2VError, match="unknown config field"):
+        Config.from_dict({"vectorsize": 3})

@@ -1,0 +1,88 @@
+"""Reading corpora: formats, sentence bounds, huge lines, and bad input."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from w2v_jax.corpus import embedded_corpus_path, load_corpus, scan
+from w2v_jax.errors import W2VError
+
+
+def test_scan_counts_types_and_lines(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("the cat sat\n\nthe dog\r\nsat\tthe  end\n")
+    types, counts, tokens, lengths = scan(p)
+    assert types == ["the", "cat", "sat", "dog", "end"]
+    assert counts.tolist() == [3, 1, 2, 1, 1]
+    assert [types[t] for t in tokens] == "the cat sat the dog sat the end".split()
+    assert lengths.tolist() == [3, 2, 3]  # empty line skipped, CRLF and tabs are whitespace
+
+
+def test_gzip_equals_plain(tmp_path):
+    text = "a b c a\nb a\n"
+    (tmp_path / "c.txt").write_text(text)
+    with gzip.open(tmp_path / "c.txt.gz", "wt") as f:
+        f.write(text)
+    v1, c1 = load_corpus(tmp_path / "c.txt", min_count=1)
+    v2, c2 = load_corpus(tmp_path / "c.txt.gz", min_count=1)
+    assert v1.words == v2.words == ("a", "b", "c")
+    np.testing.assert_array_equal(c1.ids, c2.ids)
+    assert c1.raw_words == c2.raw_words == 6
+
+
+def test_out_of_vocabulary_words_are_dropped_but_counted_as_raw(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("a a b\nrare a b\n")
+    vocab, corpus = load_corpus(p, min_count=2)
+    assert vocab.words == ("a", "b")
+    assert corpus.ids.tolist() == [0, 0, 1, 0, 1]
+    assert corpus.sentence_lengths.tolist() == [3, 2]
+    assert corpus.raw_words == 6
+
+
+def test_one_huge_line_across_read_blocks(tmp_path, monkeypatch):
+    import w2v_jax.corpus as corpus_mod
+    monkeypatch.setattr(corpus_mod, "_BLOCK", 1000)  # many blocks, words cut at block ends
+    words = [f"w{i % 37}" for i in range(20_000)]
+    p = tmp_path / "one-line.txt"
+    p.write_text(" ".join(words))
+    types, counts, tokens, lengths = scan(p)
+    assert lengths.tolist() == [20_000]
+    assert [types[t] for t in tokens] == words
+
+
+def test_embedded_corpus_is_there():
+    vocab, corpus = load_corpus(embedded_corpus_path(), min_count=5)
+    assert corpus.raw_words > 700_000
+    assert "king" in vocab.index() and len(vocab) > 4000
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "no words"),
+    (b"  \n\t\n  ", "no words"),
+    (b"caf\xe9 ok\n", "not valid UTF-8"),
+])
+def test_bad_content(tmp_path, content, match):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(content)
+    with pytest.raises(W2VError, match=match):
+        load_corpus(p, min_count=1)
+
+
+def test_all_words_below_min_count(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("a b c d\n")
+    with pytest.raises(W2VError, match="lower --min-count"):
+        load_corpus(p, min_count=5)
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(W2VError, match="does not exist"):
+        load_corpus(tmp_path / "missing.txt")
+    with pytest.raises(W2VError, match="is a directory"):
+        load_corpus(tmp_path)
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(b"a b c " * 1000)[:40])
+    with pytest.raises(W2VError, match="could not read corpus"):
+        load_corpus(broken)
