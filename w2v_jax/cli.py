@@ -109,11 +109,81 @@ def _train(args) -> int:
     return 0
 
 
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="analogy accuracy and word-similarity correlation",
+                       description="Evaluate vectors (a run directory or a word2vec file).")
+    p.add_argument("vectors", help="run directory or word2vec .bin/.txt file")
+    p.add_argument("--analogies", default=None,
+                   help="Google-format analogy file (default: the bundled questions-words.txt)")
+    p.add_argument("--similarity", nargs="*", default=None,
+                   help="word-similarity files 'w1 w2 score' (default: the bundled WordSim-353)")
+    p.add_argument("--restrict-vocab", type=int, default=30000,
+                   help="answers searched among the N most frequent words (default: 30000)")
+    p.add_argument("--method", choices=("3cosadd", "3cosmul", "both"), default="both")
+    p.add_argument("--json", action="store_true", help="print the full results as JSON")
+    p.set_defaults(func=_eval)
+
+
+def _eval(args) -> int:
+    from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    from w2v_jax.model import load_vectors
+
+    kv = load_vectors(args.vectors)
+    analogies = args.analogies or bundled_eval_path("questions-words.txt")
+    sims = args.similarity if args.similarity else [bundled_eval_path("wordsim353.txt")]
+    methods = ("3cosadd", "3cosmul") if args.method == "both" else (args.method,)
+    results = {"vectors": str(args.vectors), "analogy": {}, "similarity": {}}
+    for m in methods:
+        results["analogy"][m] = evaluate_analogies(kv, analogies, args.restrict_vocab, method=m)
+    for path in sims:
+        results["similarity"][str(path)] = evaluate_similarity(kv, path)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}%"  # noqa: E731
+    for m, r in results["analogy"].items():
+        print(f"analogy {m} (restrict_vocab={r['restrict_vocab']}): {pct(r['accuracy'])} "
+              f"({r['correct']}/{r['answered']} answered, {r['oov']} of {r['total']} OOV); "
+              f"semantic {pct(r['semantic']['accuracy'])}, syntactic {pct(r['syntactic']['accuracy'])}")
+    for path, r in results["similarity"].items():
+        rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.4f}"
+        print(f"similarity {path}: Spearman {rho} ({r['covered']}/{r['pairs']} pairs covered)")
+    return 0
+
+
+def _add_neighbours(sub) -> None:
+    p = sub.add_parser("similar", help="nearest neighbours of a word")
+    p.add_argument("vectors", help="run directory or word2vec file")
+    p.add_argument("word")
+    p.add_argument("--topn", type=int, default=10)
+    p.set_defaults(func=lambda a: _neighbours(a, [a.word], []))
+    p = sub.add_parser("analogy", help="a is to b as c is to ?")
+    p.add_argument("vectors", help="run directory or word2vec file")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("c")
+    p.add_argument("--topn", type=int, default=10)
+    p.set_defaults(func=lambda a: _neighbours(a, [a.b, a.c], [a.a]))
+
+
+def _neighbours(args, positive: list[str], negative: list[str]) -> int:
+    from w2v_jax.model import load_vectors
+
+    if args.topn < 1:
+        raise W2VError(f"--topn must be at least 1, got {args.topn}")
+    kv = load_vectors(args.vectors)
+    for word, score in kv.most_similar(positive, negative, topn=args.topn):
+        print(f"{word}\t{score:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_eval(sub)
+    _add_neighbours(sub)
     return p
 
 

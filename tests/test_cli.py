@@ -1,0 +1,101 @@
+"""The CLI end to end: train on the embedded corpus, evaluate, and meet bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors as GensimKV
+
+from w2v_jax.cli import main
+
+FAST = ["--vector-size", "16", "--epochs", "1", "--batch-size", "512", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def kjv_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "kjv"
+    assert main(["train", "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_train_on_embedded_corpus_writes_a_complete_run(kjv_run):
+    assert {p.name for p in kjv_run.iterdir()} >= {"vectors.bin", "vocab.txt", "config.json",
+                                                    "metrics.jsonl"}
+    g = GensimKV.load_word2vec_format(str(kjv_run / "vectors.bin"), binary=True)
+    vocab = [line.split("\t") for line in (kjv_run / "vocab.txt").read_text().splitlines()]
+    assert g.vector_size == 16 and len(g) == len(vocab) > 4000
+    assert list(g.index_to_key[:3]) == [w for w, _ in vocab[:3]] == ["the", "and", "of"]
+    assert np.all(np.isfinite(g.vectors))
+    cfg = json.loads((kjv_run / "config.json").read_text())
+    assert cfg["vector_size"] == 16 and cfg["sg"] == 1 and cfg["effective_alpha"] == 0.025
+    records = [json.loads(line) for line in (kjv_run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "done" and records[-1]["words_per_sec"] > 0
+    assert all(np.isfinite(r["loss"]) for r in records[:-1])
+
+
+def test_similar_and_eval_commands(kjv_run, capsys):
+    assert main(["similar", str(kjv_run), "gold", "--topn", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all(len(line.split("\t")) == 2 for line in lines)
+    assert main(["analogy", str(kjv_run), "man", "woman", "king", "--topn", "2"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    assert main(["eval", str(kjv_run / "vectors.bin"), "--method", "3cosadd", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    r = res["analogy"]["3cosadd"]
+    assert r["total"] == 19544 and r["answered"] + r["oov"] == r["total"]
+
+
+def _fails(capsys, argv, match):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert match in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--vector-size", "0"], "vector_size must be a positive"),
+    (["--window", "-2"], "window must be a positive"),
+    (["--negative", "0"], "negative must be a positive"),
+    (["--epochs", "0"], "epochs must be a positive"),
+    (["--alpha", "0"], "alpha must be > 0"),
+])
+def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
+    _fails(capsys, ["train", "--out", str(tmp_path / "o"), *flags], match)
+    assert not (tmp_path / "o" / "vectors.bin").exists()
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "does not exist"),
+    (b"", "no words"),
+    (b"a b c\n", "min_count"),
+    (b"\xff\xfe bad bytes\n", "not valid UTF-8"),
+])
+def test_bad_corpus(tmp_path, capsys, content, match):
+    corpus = tmp_path / "c.txt"
+    if content is not None:
+        corpus.write_bytes(content)
+    _fails(capsys, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "o")], match)
+    assert not (tmp_path / "o" / "vectors.bin").exists()
+
+
+def test_unwritable_out_and_finished_run(tmp_path, capsys, kjv_run):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _fails(capsys, ["train", "--out", str(blocker / "sub")], "cannot write to output directory")
+    _fails(capsys, ["train", "--out", str(kjv_run)], "already holds a finished run")
+
+
+def test_unknown_word_and_missing_run(tmp_path, capsys, kjv_run):
+    _fails(capsys, ["similar", str(kjv_run), "zzzz"], "not in the vocabulary")
+    _fails(capsys, ["eval", str(tmp_path / "nothing")], "does not exist")
+
+
+def test_console_script_exit_code(tmp_path):
+    # The installed entry point, as a user runs it: one line on stderr, exit 2.
+    r = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--out", str(tmp_path),
+                        "--epochs", "0"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "w2v-jax: error: epochs must be a positive integer, got 0"
