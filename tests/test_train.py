@@ -82,3 +82,65 @@ def test_divergence_is_reported(topic_corpus):
     vocab, corpus = load_corpus(topic_corpus, min_count=1)
     with pytest.raises(W2VError, match="lower --alpha"):
         train(Config(**SMALL, alpha=1e30, min_alpha=1e30), vocab, corpus)
+
+
+def _one_step(sg, cbow_update="word2vec"):
+    """One trainer step on a hand-made span, and the same step from the pure objectives."""
+    import jax.numpy as jnp
+
+    from w2v_jax import objectives, sampling
+    from w2v_jax.train import _window_mask, init_state, run_steps
+
+    v, d, w, c, s, k = 30, 6, 2, 8, 2, 3
+    cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, shared_negatives=s, negative=k,
+                 steps_per_call=1, cbow_update=cbow_update, min_count=1)
+    rng = np.random.default_rng(0)
+    tok = rng.integers(0, v, c + 2 * w).astype(np.int32)
+    sent = np.array([-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1], np.int32)
+    reach = rng.integers(0, w + 1, c).astype(np.int32)
+    lr = 0.1
+    block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
+             "lr": np.array([lr], np.float32)}
+    table = sampling.build("alias", np.arange(1, v + 1, dtype=np.float64))
+    state = init_state(jax.random.key(0), v, d)
+    state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
+    w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
+    negs = np.asarray(sampling.draw("alias", table, jax.random.fold_in(state.key, 0), (1, c // s, k)))[0]
+    new, (loss, count) = run_steps(state, table, block, cfg=cfg)
+
+    mask = np.asarray(_window_mask(jnp.asarray(sent), jnp.asarray(reach), w))
+    offs = np.array([o for o in range(-w, w + 1) if o != 0])
+    ctx_pos = w + np.arange(c)[:, None] + offs[None, :]
+    exp_in, exp_out, exp_loss = w_in.copy(), w_out.copy(), 0.0
+    for g in range(c // s):
+        rows = slice(g * s, (g + 1) * s)
+        centres = tok[w:w + c][rows]
+        if sg:
+            l, (d_h, d_ctx, d_neg) = objectives.sg_window_value_and_grads(
+                w_in[centres], w_out[tok[ctx_pos[rows]]], mask[rows], w_out[negs[g]])
+            np.add.at(exp_in, centres, -lr * np.asarray(d_h))
+            np.add.at(exp_out, tok[ctx_pos[rows]].ravel(), -lr * np.asarray(d_ctx).reshape(-1, d))
+        else:
+            ctx = w_in[tok[ctx_pos[rows]]]  # f[S, 2W, d]
+            has = mask[rows].any(axis=1)
+            h = np.stack([objectives.cbow_hidden(x, m) for x, m in zip(ctx, mask[rows])])
+            l, (d_h, d_pos, d_neg) = objectives.ns_block_value_and_grads(
+                h[has], w_out[centres[has]], w_out[negs[g]])
+            d_h = np.asarray(d_h)
+            if cbow_update == "exact":
+                d_h = d_h / mask[rows][has].sum(axis=1, keepdims=True)
+            for i, dh in zip(np.flatnonzero(has), d_h):
+                np.add.at(exp_in, tok[ctx_pos[rows][i][mask[rows][i]]], -lr * dh)
+            np.add.at(exp_out, centres[has], -lr * np.asarray(d_pos))
+        np.add.at(exp_out, negs[g], -lr * np.asarray(d_neg))
+        exp_loss += float(l)
+    np.testing.assert_allclose(np.asarray(new.w_in), exp_in, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(new.w_out), exp_out, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(loss), exp_loss, rtol=1e-4)
+    expected_count = mask.sum() if sg else mask.any(axis=1).sum()
+    assert int(count) == expected_count and int(new.step) == 1
+
+
+@pytest.mark.parametrize("sg, update", [(1, "word2vec"), (0, "word2vec"), (0, "exact")])
+def test_trainer_step_equals_pure_objectives(sg, update):
+    _one_step(sg, update)

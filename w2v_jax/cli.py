@@ -33,8 +33,8 @@ _TRAIN_FLAGS = [
     ("epochs", int, "passes over the corpus"),
     ("alpha", float, "initial learning rate (default 0.025 SG, 0.05 CBOW)"),
     ("min_alpha", float, "final learning rate"),
-    ("batch_size", int, "pairs (SG) or windows (CBOW) per SGD step"),
-    ("shared_negatives", int, "consecutive pairs sharing one draw of negatives (1 = none)"),
+    ("batch_size", int, "consecutive centres per SGD step"),
+    ("shared_negatives", int, "consecutive centres sharing one draw of negatives"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
     ("seed", int, "random seed"),
 ]

@@ -36,9 +36,11 @@ class Config:
       min_alpha: final learning rate, reached linearly at the last training word.
       epochs: passes over the corpus.
       seed: the one seed every random draw of the run derives from.
-      batch_size: positive pairs (SG) or windows (CBOW) per SGD step.
-      shared_negatives: S, consecutive pairs that share one draw of K negatives
-        (1 = fresh negatives for every pair, as in the spec; larger is faster).
+      batch_size: C, consecutive centres per SGD step (SG: all their pairs, about
+        C·(window+1); CBOW: C windows). Gradients within a step are summed.
+      shared_negatives: S, consecutive centres that share one draw of K negatives.
+        1: every CBOW window draws its own, as word2vec does; every SG centre draws K
+        for all its pairs (each pair's negative term uses them). Larger is faster.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         over ~sqrt(V) blocks, then within the block). All are exact.
@@ -60,10 +62,10 @@ class Config:
     min_alpha: float = 1e-4
     epochs: int = 5
     seed: int = 1
-    batch_size: int = 1024
-    shared_negatives: int = 16
+    batch_size: int = 256
+    shared_negatives: int = 1
     sampler: str = "alias"
-    steps_per_call: int = 128
+    steps_per_call: int = 256
     cbow_update: str = "word2vec"
 
     def __post_init__(self):

@@ -10,7 +10,8 @@ arrays, once; ``draw(kind, table, key, shape)`` draws i32 ids of the given shape
   the word within it: O(√V) per draw, and still exact.
 - ``cdf``: inverse CDF, binary search of a uniform 32-bit integer in the cumulative
   distribution scaled to 2³²: O(log V), exact to 2⁻³².
-- ``alias``: Walker/Vose alias table: one uniform index and one coin per draw, O(1).
+- ``alias``: Walker/Vose alias table: one 32-bit draw gives the column and the coin,
+  O(1), exact to about V/2³² (the coin's resolution).
 
 ``tests/test_sampling.py`` checks each against P_n with a chi-square test.
 """
@@ -84,10 +85,14 @@ def draw(kind: str, table: Table, key: jax.Array, shape: tuple[int, ...]) -> jax
     ``kind`` must be static under ``jit``; the table may be traced.
     """
     if kind == "alias":
-        k1, k2 = jax.random.split(key)
+        # One 32-bit draw serves as both the column (quotient) and the coin (remainder):
+        # the PRNG is the costly part on CPU. With q = ⌊2³²/V⌋ the coin has resolution
+        # 1/q ≈ V/2³², and the ≤ V/2³² of draws past q·V fold onto the last column.
         v = table["prob"].shape[0]
-        col = jax.random.randint(k1, shape, 0, v, dtype=jnp.int32)
-        coin = jax.random.uniform(k2, shape, dtype=jnp.float32)
+        q = min(2**32 // v, 2**32 - 1)
+        bits = jax.random.bits(key, shape, dtype=jnp.uint32)
+        col = jnp.minimum(bits // jnp.uint32(q), jnp.uint32(v - 1)).astype(jnp.int32)
+        coin = (bits % jnp.uint32(q)).astype(jnp.float32) * (1.0 / q)
         return jnp.where(coin < table["prob"][col], col, table["alias"][col])
     if kind == "cdf":
         bits = jax.random.bits(key, shape, dtype=jnp.uint32)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax import objectives, sampling
-from w2v_jax.batching import Examples, epoch_examples
+from w2v_jax.batching import EpochStream, epoch_stream
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
 from w2v_jax.errors import W2VError
@@ -42,7 +42,8 @@ class TrainState(NamedTuple):
       w_in: f32[V, d] input (centre) vectors: the embeddings users keep.
       w_out: f32[V, d] output (context) vectors.
       step: i32[] SGD steps taken.
-      key: the run's PRNG key; step t draws its negatives with ``fold_in(key, t)``.
+      key: the run's PRNG key; a call starting at step t draws the negatives of all its
+        steps with ``fold_in(key, t)``.
     """
 
     w_in: jax.Array
@@ -68,80 +69,174 @@ def learning_rate(config: Config, epoch: int, progress: np.ndarray) -> np.ndarra
 
 # ----------------------------------------------------------------------------------
 # Device side
+#
+# A step covers C consecutive centres of the sub-sampled stream. It receives the ids
+# and sentence ids of the span around them (C + 2·window tokens) and each centre's
+# dynamic window; every context row is then a static shift of the span, so each W_in
+# and W_out row of the span is gathered and scatter-added once per step, not once per
+# pair. On XLA:CPU the row scatter is the dominant cost; this cuts it about sixfold.
 # ----------------------------------------------------------------------------------
 
 
-def _ns_update(w_out, key, h, targets, valid, cfg: Config, table):
-    """Shared NS part of SG and CBOW: returns (loss, d_h f[B, d], new w_out).
+def _offsets(window: int) -> list[int]:
+    return [o for o in range(-window, window + 1) if o != 0]
 
-    h: f[B, d] hidden vectors; targets: i32[B] positive output rows; valid: f[B] 1/0.
+
+def _window_mask(sent: jax.Array, reach: jax.Array, window: int) -> jax.Array:
+    """bool[C, 2W]: slot (c, o) is a real pair iff |o| ≤ reach[c] and same sentence.
+
+    sent: i32[C + 2W] sentence ids of the span (−1 outside the corpus); reach: i32[C]
+    (0 for padding centres).
     """
-    b, d = h.shape
-    s, k = cfg.shared_negatives, cfg.negative
-    g = b // s
-    negs = sampling.draw(cfg.sampler, table, key, (g, k))  # i32[G, K]
-    c_pos = w_out[targets] * valid[:, None]
-    c_neg = w_out[negs]  # f[G, K, d]
-    h = h * valid[:, None]
-    loss, (d_h, d_pos, d_neg) = jax.vmap(objectives.ns_block_value_and_grads)(
-        h.reshape(g, s, d), c_pos.reshape(g, s, d), c_neg)
-    # Padded pairs have h = c_pos = 0: their loss is K·log 2 + log 2, their d_h is not 0.
-    loss = jnp.sum(loss) - (b - jnp.sum(valid)) * (k + 1) * jnp.log(2.0)
-    d_h = d_h.reshape(b, d) * valid[:, None]
+    c = reach.shape[0]
+    mid = sent[window:window + c]
+    return jnp.stack([(abs(o) <= reach) & (sent[window + o:window + o + c] == mid)
+                      for o in _offsets(window)], axis=1)
+
+
+def _materialize(x: jax.Array) -> jax.Array:
+    """Computes x once. Without this XLA:CPU fuses the dot products that make x into
+    the loops that use it, recomputing each one d times (a 2× slower step)."""
+    return jax.lax.optimization_barrier(x)
+
+
+def _window_sum(span: jax.Array, weight: jax.Array, window: int) -> jax.Array:
+    """Σ_o weight[:, o] · span[window + o : window + o + C] as f[C, d].
+
+    A loop rather than an unrolled sum: XLA:CPU would otherwise fuse the sum into every
+    consumer and recompute it per use (its output is not materialised otherwise).
+    """
+    c = weight.shape[0]
+    offs = jnp.asarray(_offsets(window))
+
+    def add(j, acc):
+        rows = jax.lax.dynamic_slice_in_dim(span, window + offs[j], c)
+        return acc + weight[:, j, None] * rows
+
+    return jax.lax.fori_loop(0, 2 * window, add, jnp.zeros((c, span.shape[1]), span.dtype))
+
+
+def _positive(h: jax.Array, ctx: jax.Array, weight: jax.Array):
+    """One positive output row per example: (loss, d_h, d_ctx), all on f[C, d] arrays.
+
+    weight: f[C], 1 for a real pair, 0 for padding.
+    """
+    score = jnp.sum(h * ctx, axis=1)
+    e = _materialize((jax.nn.sigmoid(score) - 1.0) * weight)
+    return -jnp.sum(weight * jax.nn.log_sigmoid(score)), e[:, None] * ctx, e[:, None] * h
+
+
+def _shared_negatives(h: jax.Array, weight: jax.Array, c_neg: jax.Array):
+    """Negative terms of C examples, S consecutive ones sharing K negative rows.
+
+    Each example's K terms are weighted by ``weight`` (its number of pairs).
+    Computed one negative at a time on f[C, d] arrays: XLA:CPU fuses these into a few
+    loops, whereas a batch of tiny S×d·d×K matmuls runs an order of magnitude slower.
+
+    Args:
+      h: f[C, d]; weight: f[C]; c_neg: f[G, K, d] with G·S = C.
+    Returns:
+      (loss f[], d_h f[C, d], d_c_neg f[G, K, d]).
+    """
+    c, d = h.shape
+    g, k, _ = c_neg.shape
+    s = c // g
+    loss, d_h, d_neg = 0.0, 0.0, []
+    for j in range(k):
+        neg = jnp.repeat(c_neg[:, j], s, axis=0)  # f[C, d]
+        score = jnp.sum(h * neg, axis=1)
+        loss = loss - jnp.sum(weight * jax.nn.log_sigmoid(-score))
+        e = _materialize(jax.nn.sigmoid(score) * weight)
+        d_h = d_h + e[:, None] * neg
+        d_neg.append(jnp.sum((e[:, None] * h).reshape(g, s, d), axis=1))
+    return loss, d_h, jnp.stack(d_neg, axis=1)
+
+
+
+
+def _sg_step(params, ex, cfg: Config):
+    """Skip-gram: h = W_in[centre]; positives are the span's W_out rows at each offset."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok = ex["tok"]
+    centres = tok[w:w + c]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    n = jnp.sum(mask, axis=1)  # pairs per centre
+    h = w_in[centres]  # f[C, d]
+    span = w_out[tok]  # f[C + 2W, d]
+    negs = ex["negs"]  # i32[G, K]
+    loss, d_h, d_neg = _shared_negatives(h, n, w_out[negs])
+    d_span = jnp.zeros_like(span)
+    for j, o in enumerate(_offsets(w)):
+        l_o, dh_o, dc_o = _positive(h, span[w + o:w + o + c], mask[:, j])
+        loss, d_h = loss + l_o, d_h + dh_o
+        d_span = d_span.at[w + o:w + o + c].add(dc_o)
+    lr = ex["lr"]
+    w_in = w_in.at[centres].add(-lr * d_h)
+    rows = jnp.concatenate([tok, negs.reshape(-1)])
+    w_out = w_out.at[rows].add(-lr * jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])]))
+    return (w_in, w_out), (loss, jnp.sum(n))
+
+
+def _cbow_step(params, ex, cfg: Config):
+    """CBOW: h = mean of the span's W_in rows in the window; the target is the centre."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok = ex["tok"]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    n = jnp.sum(mask, axis=1)
+    valid = (n > 0).astype(w_in.dtype)  # a window with no context trains nothing
+    span = w_in[tok]  # f[C + 2W, d]
+    h = _window_sum(span, mask / jnp.maximum(n, 1.0)[:, None], w)
+    targets = tok[w:w + c]
+    negs = ex["negs"]  # i32[G, K]
+    loss, d_h, d_pos = _positive(h, w_out[targets], valid)
+    l_neg, dh_neg, d_neg = _shared_negatives(h, valid, w_out[negs])
+    loss, d_h = loss + l_neg, d_h + dh_neg
+    # word2vec C / gensim add the whole d_h to every context row; "exact" divides by n.
+    if cfg.cbow_update == "exact":
+        d_h = d_h / jnp.maximum(n, 1.0)[:, None]
+    d_span = jnp.zeros_like(span)
+    for j, o in enumerate(_offsets(w)):
+        d_span = d_span.at[w + o:w + o + c].add(mask[:, j, None] * d_h)
+    lr = ex["lr"]
+    w_in = w_in.at[tok].add(-lr * d_span)
     rows = jnp.concatenate([targets, negs.reshape(-1)])
-    grads = jnp.concatenate([d_pos.reshape(b, d), d_neg.reshape(g * k, d)])
-    return loss, d_h, rows, grads
-
-
-def _sg_step(params, key, ex, lr, cfg: Config, table):
-    w_in, w_out = params
-    centre, valid = ex["inputs"], ex["valid"]
-    loss, d_h, rows, grads = _ns_update(w_out, key, w_in[centre], ex["targets"], valid, cfg, table)
-    w_in = w_in.at[centre].add(-lr * d_h)
-    w_out = w_out.at[rows].add(-lr * grads)
-    return (w_in, w_out), loss
-
-
-def _cbow_step(params, key, ex, lr, cfg: Config, table):
-    w_in, w_out = params
-    ctx, mask, valid = ex["inputs"], ex["mask"], ex["valid"]
-    m = mask.astype(w_in.dtype)  # f[B, C]
-    count = jnp.maximum(jnp.sum(m, axis=1, keepdims=True), 1.0)
-    h = jnp.einsum("bc,bcd->bd", m, w_in[ctx]) / count
-    loss, d_h, rows, grads = _ns_update(w_out, key, h, ex["targets"], valid, cfg, table)
-    # word2vec C / gensim add the whole d_h to every context row; "exact" divides by count.
-    scale = m if cfg.cbow_update == "word2vec" else m / count
-    upd = scale[:, :, None] * d_h[:, None, :]  # f[B, C, d]
-    w_in = w_in.at[ctx.reshape(-1)].add(-lr * upd.reshape(-1, h.shape[1]))
-    w_out = w_out.at[rows].add(-lr * grads)
-    return (w_in, w_out), loss
+    w_out = w_out.at[rows].add(-lr * jnp.concatenate([d_pos, d_neg.reshape(-1, h.shape[1])]))
+    return (w_in, w_out), (loss, jnp.sum(valid))
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("state",))
 def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Array],
-              cfg: Config) -> tuple[TrainState, jax.Array]:
+              cfg: Config) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
     """Runs ``T = block['lr'].shape[0]`` SGD steps.
 
     Args:
       state: the TrainState (donated).
       table: the negative sampler's table (``w2v_jax.sampling.build``).
-      block: ``inputs`` i32[T, B] (SG centres) or i32[T, B, C] (CBOW contexts),
-        ``mask`` bool[T, B, C] (CBOW only), ``targets`` i32[T, B], ``valid`` f32[T, B]
-        (0 for padding), ``lr`` f32[T].
+      block: for T steps of C = ``batch_size`` centres each: ``tok`` i32[T, C + 2W] and
+        ``sent`` i32[T, C + 2W] the ids and sentence ids (−1: outside the corpus) of the
+        span around the centres, ``reach`` i32[T, C] each centre's dynamic window
+        (0: padding), ``lr`` f32[T].
       cfg: the Config (static: one compilation per config).
     Returns:
-      (new state, f32[] the summed loss of the valid examples).
+      (new state, (f32[] summed loss, f32[] number of examples: SG pairs, CBOW windows)).
     """
     step_fn = _sg_step if cfg.sg else _cbow_step
+    t = block["lr"].shape[0]
+    # All negatives of the call in one draw: per-step draws of a few thousand numbers
+    # spend most of their time in the PRNG's loop overhead on CPU.
+    groups = cfg.batch_size // cfg.shared_negatives
+    negs = sampling.draw(cfg.sampler, table, jax.random.fold_in(state.key, state.step),
+                         (t, groups, cfg.negative))
 
-    def body(carry, ex):
-        params, step = carry
-        key = jax.random.fold_in(state.key, step)
-        params, loss = step_fn(params, key, ex, ex["lr"], cfg, table)
-        return (params, step + 1), loss
+    def body(params, ex):
+        return step_fn(params, ex, cfg)
 
-    (params, step), losses = jax.lax.scan(body, ((state.w_in, state.w_out), state.step), block)
-    return TrainState(params[0], params[1], step, state.key), jnp.sum(losses)
+    params, (losses, counts) = jax.lax.scan(
+        body, (state.w_in, state.w_out), dict(block, negs=negs))
+    new_state = TrainState(params[0], params[1], state.step + t, state.key)
+    return new_state, (jnp.sum(losses), jnp.sum(counts))
 
 
 # ----------------------------------------------------------------------------------
@@ -149,79 +244,35 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
 # ----------------------------------------------------------------------------------
 
 
-def _with_last(it: Iterator) -> Iterator[tuple[Any, bool]]:
-    """Yields (item, is_last) pairs."""
-    it = iter(it)
-    try:
-        prev = next(it)
-    except StopIteration:
-        return
-    for item in it:
-        yield prev, False
-        prev = item
-    yield prev, True
+def epoch_blocks(stream: EpochStream, cfg: Config,
+                 epoch: int) -> Iterator[tuple[float, dict[str, np.ndarray]]]:
+    """Cuts an epoch's stream into device blocks of ``steps_per_call`` steps.
 
-
-def _blocks(examples: Iterator[Examples], size: int) -> Iterator[tuple[Examples, int]]:
-    """Re-cuts a stream of example chunks into blocks of exactly ``size`` (last one padded).
-
-    Yields (Examples of ``size`` rows, n_valid).
+    The tail is padded with centres of reach 0 (no pairs). Yields (progress in the
+    epoch after the block, block) with the arrays documented in :func:`run_steps`.
     """
-    buf: list[Examples] = []
-    have = 0
-    for ex in examples:
-        buf.append(ex)
-        have += len(ex)
-        while have >= size:
-            cat = _concat(buf)
-            yield _take(cat, 0, size), size
-            rest = _take(cat, size, len(cat))
-            buf, have = ([rest] if len(rest) else []), len(rest)
-    if have:
-        cat = _concat(buf)
-        yield _pad(cat, size), have
-
-
-def _concat(exs: list[Examples]) -> Examples:
-    if len(exs) == 1:
-        return exs[0]
-    return Examples(
-        inputs=np.concatenate([e.inputs for e in exs]),
-        mask=None if exs[0].mask is None else np.concatenate([e.mask for e in exs]),
-        targets=np.concatenate([e.targets for e in exs]),
-        progress=np.concatenate([e.progress for e in exs]),
-    )
-
-
-def _take(ex: Examples, a: int, b: int) -> Examples:
-    return Examples(ex.inputs[a:b], None if ex.mask is None else ex.mask[a:b],
-                    ex.targets[a:b], ex.progress[a:b])
-
-
-def _pad(ex: Examples, size: int) -> Examples:
-    n = size - len(ex)
-
-    def pad(x, value=0):
-        return np.concatenate([x, np.full((n,) + x.shape[1:], value, dtype=x.dtype)])
-
-    last = ex.progress[-1] if len(ex) else 0.0
-    return Examples(pad(ex.inputs), None if ex.mask is None else pad(ex.mask, False),
-                    pad(ex.targets), pad(ex.progress, last))
-
-
-def _device_block(ex: Examples, n_valid: int, cfg: Config, epoch: int) -> dict[str, np.ndarray]:
-    t, b = cfg.steps_per_call, cfg.batch_size
-    valid = np.zeros(t * b, np.float32)
-    valid[:n_valid] = 1.0
-    block = {
-        "inputs": ex.inputs.reshape((t, b) + ex.inputs.shape[1:]).astype(np.int32),
-        "targets": ex.targets.reshape(t, b).astype(np.int32),
-        "valid": valid.reshape(t, b),
-        "lr": learning_rate(cfg, epoch, ex.progress[::b]),
-    }
-    if ex.mask is not None:
-        block["mask"] = ex.mask.reshape(t, b, -1)
-    return block
+    c, w, t = cfg.batch_size, cfg.window, cfg.steps_per_call
+    m = len(stream)
+    n_blocks = max(1, -(-m // (c * t)))
+    length = n_blocks * t * c
+    ids = np.zeros(length + 2 * w, np.int32)
+    ids[w:w + m] = stream.ids
+    sent = np.full(length + 2 * w, -1, np.int32)
+    sent[w:w + m] = stream.sent
+    reach = np.zeros(length, np.int32)
+    reach[:m] = stream.reach
+    first = np.ones(n_blocks * t, np.float32)  # progress of each step's first centre
+    first[: -(-m // c)] = stream.progress[::c]
+    spans = np.lib.stride_tricks.sliding_window_view(ids, c + 2 * w)[::c]
+    sent_spans = np.lib.stride_tricks.sliding_window_view(sent, c + 2 * w)[::c]
+    for b in range(n_blocks):
+        steps = slice(b * t, (b + 1) * t)
+        block = {"tok": np.ascontiguousarray(spans[steps]),
+                 "sent": np.ascontiguousarray(sent_spans[steps]),
+                 "reach": reach[b * t * c:(b + 1) * t * c].reshape(t, c),
+                 "lr": learning_rate(cfg, epoch, first[steps])}
+        end = min((b + 1) * t * c, m) - 1
+        yield (1.0 if b == n_blocks - 1 else float(stream.progress[end])), block
 
 
 def _prefetch(it: Iterator, depth: int = 3) -> Iterator:
@@ -286,37 +337,34 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     table = sampling.build(cfg.sampler, vocab.noise_distribution(cfg.ns_exponent))
     keep = vocab.keep_probabilities(cfg.sample)
     sent = corpus.sentence_ids()
-    size = cfg.steps_per_call * cfg.batch_size
 
     def host_blocks():
         for epoch in range(cfg.epochs):
             rng = np.random.default_rng([cfg.seed, epoch])
-            exs = epoch_examples(corpus.ids, sent, keep, cfg.window, bool(cfg.sg), rng)
-            for (ex, n_valid), last in _with_last(_blocks(exs, size)):
-                # The last block ends the epoch, whatever position its last centre had.
-                prog = 1.0 if last else float(ex.progress[n_valid - 1])
-                yield epoch, prog, n_valid, _device_block(ex, n_valid, cfg, epoch)
+            stream = epoch_stream(corpus.ids, sent, keep, cfg.window, rng)
+            for prog, block in epoch_blocks(stream, cfg, epoch):
+                yield epoch, prog, block
 
     total = cfg.epochs * corpus.raw_words
     t0 = time.perf_counter()
-    pending = None  # (loss array, n_valid, epoch, progress, lr) of the call in flight
+    pending = None  # ((loss, count) arrays, epoch, progress, lr) of the call in flight
 
     def report(p):
-        loss, n_valid, epoch, prog, lr = p
-        loss = float(loss) / max(n_valid, 1)  # blocks until that call is done
+        (loss, count), epoch, prog, lr = p
+        loss = float(loss) / max(float(count), 1.0)  # blocks until that call is done
         if not np.isfinite(loss):
             raise W2VError(f"training diverged (loss is {loss}) in epoch {epoch + 1}; "
                            "lower --alpha or --batch-size")
         if on_progress is not None:
-            words = min(int((epoch + prog) * corpus.raw_words), total)
+            words = min(int(round((epoch + prog) * corpus.raw_words)), total)
             el = time.perf_counter() - t0
             on_progress(Progress(epoch, words, total, loss, lr, words / max(el, 1e-9), el))
 
-    for epoch, prog, n_valid, block in _prefetch(host_blocks()):
-        state, loss = run_steps(state, table, block, cfg=cfg)
+    for epoch, prog, block in _prefetch(host_blocks()):
+        state, stats = run_steps(state, table, block, cfg=cfg)
         if pending is not None:
             report(pending)
-        pending = (loss, n_valid, epoch, prog, float(block["lr"][-1]))
+        pending = (stats, epoch, prog, float(block["lr"][-1]))
     if pending is not None:
         report(pending)
     jax.block_until_ready(state)

@@ -1,0 +1,258 @@
+"""Side-by-side race: w2v-jax against gensim (and fastText where installed).
+
+Every peer trains on the same corpus with the same hyper-parameters, each in its own
+subprocess (so peak RSS is its own), one after the other in one run of this script;
+then one evaluator (``w2v_jax.evaluate``) scores every peer's saved vectors.
+
+    python benchmarks/compare_peers.py                      # bench corpus, SG and CBOW, 5 epochs
+    python benchmarks/compare_peers.py --epochs 1 --modes sg --peers w2v-jax gensim-file
+
+Writes ``benchmarks/out/peers.{md,json,png}`` and prints the table. Columns: train
+seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
+seconds (read corpus + vocabulary + training + saving word2vec binary), raw words/s
+(epochs × corpus words / train seconds), peak RSS, vocabulary size, analogy accuracy
+(3CosAdd over the 30k most frequent words, gensim's convention of accuracy over the
+questions answered), WordSim-353 Spearman.
+
+gensim and fastText are benchmark dependencies only (``pip install gensim fasttext``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bench-corpus.txt.gz"
+HYPER = dict(vector_size=100, window=5, negative=5, sample=1e-4, min_count=5)
+ALPHA = {"sg": 0.025, "cbow": 0.05}
+PEERS = ("w2v-jax", "w2v-jax-categorical", "gensim-file", "gensim-iter", "fasttext")
+
+
+# --------------------------------------------------------------------------- runners
+# Each runner executes in a fresh subprocess and prints one JSON line.
+
+
+def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str) -> dict:
+    import numpy as np
+
+    from w2v_jax import Config, KeyedVectors, load_corpus, train
+
+    t0 = time.perf_counter()
+    cfg = Config(**HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, sampler=sampler)
+    vocab, data = load_corpus(corpus, cfg.min_count)
+    t1 = time.perf_counter()
+    state = train(cfg, vocab, data)
+    w_in = np.asarray(state.w_in)
+    t2 = time.perf_counter()
+    KeyedVectors(vocab.words, w_in).save_word2vec_format(out, binary=True)
+    t3 = time.perf_counter()
+    return {"train_s": t2 - t1, "e2e_s": t3 - t0, "vocab": len(vocab), "words": data.raw_words,
+            "config": {k: v for k, v in cfg.to_dict().items() if k in (
+                "batch_size", "shared_negatives", "sampler", "steps_per_call")}}
+
+
+def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file_mode: bool) -> dict:
+    from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
+
+    t0 = time.perf_counter()
+    kw = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, workers=workers)
+    model = Word2Vec(**kw)
+    if file_mode:
+        model.build_vocab(corpus_file=corpus)
+    else:
+        model.build_vocab(LineSentence(corpus))
+    t1 = time.perf_counter()
+    if file_mode:
+        model.train(corpus_file=corpus, total_examples=model.corpus_count,
+                    total_words=model.corpus_total_words, epochs=epochs)
+    else:
+        model.train(LineSentence(corpus), total_examples=model.corpus_count, epochs=epochs)
+    t2 = time.perf_counter()
+    model.wv.save_word2vec_format(out, binary=True)
+    t3 = time.perf_counter()
+    return {"train_s": t2 - t1, "e2e_s": t3 - t0, "vocab": len(model.wv),
+            "words": model.corpus_total_words, "config": {"workers": workers}}
+
+
+def run_fasttext(corpus: str, mode: str, epochs: int, out: str, workers: int) -> dict:
+    import fasttext
+    import numpy as np
+
+    from w2v_jax import KeyedVectors
+
+    t0 = time.perf_counter()
+    # fastText builds its vocabulary inside train_unsupervised; its train time is e2e here.
+    model = fasttext.train_unsupervised(
+        corpus, model="skipgram" if mode == "sg" else "cbow", dim=HYPER["vector_size"],
+        ws=HYPER["window"], neg=HYPER["negative"], t=HYPER["sample"], minCount=HYPER["min_count"],
+        lr=ALPHA[mode], epoch=epochs, minn=0, maxn=0, thread=workers, verbose=0)
+    t1 = time.perf_counter()
+    words = model.get_words()
+    KeyedVectors(words, np.stack([model.get_word_vector(w) for w in words])).save_word2vec_format(
+        out, binary=True)
+    t2 = time.perf_counter()
+    return {"train_s": t1 - t0, "e2e_s": t2 - t0, "vocab": len(words), "words": None,
+            "config": {"thread": workers}}
+
+
+def child_main(argv: list[str]) -> None:
+    spec = json.loads(argv[0])
+    peer = spec.pop("peer")
+    if peer.startswith("w2v-jax"):
+        res = run_w2v_jax(spec["corpus"], spec["mode"], spec["epochs"], spec["out"],
+                          "categorical" if peer.endswith("categorical") else "alias")
+    elif peer.startswith("gensim"):
+        res = run_gensim(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"],
+                         file_mode=peer == "gensim-file")
+    else:
+        res = run_fasttext(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"])
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def available(peer: str) -> bool:
+    mod = {"gensim-file": "gensim", "gensim-iter": "gensim", "fasttext": "fasttext"}.get(peer)
+    if mod is None:
+        return True
+    try:
+        __import__(mod)
+        return True
+    except ImportError:
+        return False
+
+
+def evaluate(path: str) -> dict:
+    from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    from w2v_jax.vectors import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(path, binary=True)
+    a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), restrict_vocab=30000)
+    s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
+    return {"analogy": a["accuracy"], "analogy_semantic": a["semantic"]["accuracy"],
+            "analogy_syntactic": a["syntactic"]["accuracy"], "analogy_answered": a["answered"],
+            "wordsim": s["spearman"], "wordsim_covered": s["covered"]}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| peer | mode | epochs | train s | end-to-end s | raw words/s | peak RSS MB | vocab "
+            "| analogy 3CosAdd | WordSim-353 |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['peer']} | {r['mode']} | {r['epochs']} | failed: {r['error']} "
+                         "| | | | | | |")
+            continue
+        lines.append(
+            f"| {r['peer']} | {r['mode']} | {r['epochs']} | {r['train_s']:.1f} | {r['e2e_s']:.1f} "
+            f"| {r['words_per_sec'] / 1e6:.2f}M | {r['peak_rss_mb']:.0f} | {r['vocab']:,} "
+            f"| {100 * r['analogy']:.2f}% | {r['wordsim']:.3f} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r]
+    labels = [f"{r['peer']}\n{r['mode']}" for r in ok]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, key, title, scale in [(axes[0], "words_per_sec", "raw words/s (millions)", 1e-6),
+                                  (axes[1], "analogy", "analogy accuracy, 3CosAdd 30k (%)", 100),
+                                  (axes[2], "wordsim", "WordSim-353 Spearman", 1)]:
+        colors = ["tab:blue" if r["peer"].startswith("w2v-jax") else "tab:gray" for r in ok]
+        ax.bar(range(len(ok)), [r[key] * scale for r in ok], color=colors)
+        ax.set_xticks(range(len(ok)), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_title(title)
+    fig.suptitle(f"w2v-jax vs peers, {ok[0]['epochs'] if ok else '?'} epochs, same corpus and "
+                 "hyper-parameters")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", default=str(DEFAULT_CORPUS))
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--modes", nargs="+", default=["sg", "cbow"], choices=["sg", "cbow"])
+    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
+    p.add_argument("--workers", type=int, default=os.cpu_count())
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    args = p.parse_args()
+
+    corpus = Path(args.corpus)
+    if not corpus.is_file():
+        sys.exit(f"compare_peers: corpus {corpus} not found; pass --corpus PATH")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="w2v-bench-"))
+    # gensim's corpus_file mode and fastText read plain text only: decompress once, untimed.
+    plain = corpus
+    if corpus.suffix == ".gz":
+        plain = tmp / corpus.stem
+        with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
+            shutil.copyfileobj(f, g, 1 << 24)
+
+    rows = []
+    try:
+        for mode in args.modes:
+            for peer in args.peers:
+                if not available(peer):
+                    print(f"skip {peer}: not installed", file=sys.stderr)
+                    continue
+                if peer == "w2v-jax-categorical" and mode == "cbow":
+                    continue  # the sampler comparison is made once, on SG
+                vec = tmp / f"{peer}-{mode}.bin"
+                spec = {"peer": peer, "corpus": str(corpus), "plain": str(plain), "mode": mode,
+                        "epochs": args.epochs, "out": str(vec), "workers": args.workers}
+                print(f"running {peer} {mode} ...", file=sys.stderr, flush=True)
+                r = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                                   capture_output=True, text=True)
+                row = {"peer": peer, "mode": mode, "epochs": args.epochs}
+                line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+                if r.returncode != 0 or not line:
+                    row["error"] = (r.stderr.strip().splitlines() or ["?"])[-1][:120]
+                else:
+                    row.update(json.loads(line[-1][7:]))
+                    words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
+                    row["words"] = words
+                    row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0
+                    row.update(evaluate(str(vec)))
+                rows.append(row)
+                print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
+            f"{os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+            "corpus": str(corpus), "hyper": HYPER, "alpha": ALPHA, "epochs": args.epochs}
+    md = (f"Measured {meta['date']} on {meta['machine']}; corpus {corpus.name}, "
+          f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}.\n\n"
+          + table(rows))
+    (out / "peers.md").write_text(md)
+    (out / "peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    plot(rows, out / "peers.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        child_main(sys.argv[2:])
+    else:
+        main()
