@@ -226,9 +226,14 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
     t = block["lr"].shape[0]
     # All negatives of the call in one draw: per-step draws of a few thousand numbers
     # spend most of their time in the PRNG's loop overhead on CPU.
-    groups = cfg.batch_size // cfg.shared_negatives
-    negs = sampling.draw(cfg.sampler, table, jax.random.fold_in(state.key, state.step),
-                         (t, groups, cfg.negative))
+    key = jax.random.fold_in(state.key, state.step)
+    shape = (cfg.batch_size // cfg.shared_negatives, cfg.negative)
+    if cfg.sampler == "categorical":
+        # Its Gumbel noise is O(√V) floats per draw: draw step by step to bound memory.
+        negs = jax.lax.map(lambda k: sampling.draw(cfg.sampler, table, k, shape),
+                           jax.random.split(key, t))
+    else:
+        negs = sampling.draw(cfg.sampler, table, key, (t, *shape))
 
     def body(params, ex):
         return step_fn(params, ex, cfg)
