@@ -44,6 +44,9 @@ PEERS = ("w2v-jax", "w2v-jax-categorical", "gensim-file", "gensim-iter", "fastte
 
 
 def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str) -> dict:
+    from w2v_jax.cli import tune_xla_cpu
+
+    tune_xla_cpu()  # as the CLI does, before JAX starts
     import numpy as np
 
     from w2v_jax import Config, KeyedVectors, load_corpus, train
@@ -59,7 +62,7 @@ def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str) -> 
     t3 = time.perf_counter()
     return {"train_s": t2 - t1, "e2e_s": t3 - t0, "vocab": len(vocab), "words": data.raw_words,
             "config": {k: v for k, v in cfg.to_dict().items() if k in (
-                "batch_size", "shared_negatives", "sampler", "steps_per_call")}}
+                "batch_size", "sampler", "steps_per_call")} | {"shared_negatives": cfg.negatives_shared_by}}
 
 
 def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file_mode: bool) -> dict:

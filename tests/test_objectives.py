@@ -147,19 +147,3 @@ def test_ns_update_accumulates_repeated_rows():
         new_in, new_out = obj.ns_update(w_in, w_out, 4, 5, negs, 0.1)
         _, _, d_neg = obj.ns_grads(w_in[4], w_out[5], w_out[negs])
         np.testing.assert_allclose(new_out[7], w_out[7] - 0.1 * (d_neg[0] + d_neg[1]), rtol=1e-12)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_sg_window_equals_sum_of_pair_losses_and_autodiff(seed):
-    s, c, k, d = 3, 4, 2, 5
-    h, ctx, neg = _rand(seed, s, d), _rand(seed + 1, s, c, d), _rand(seed + 2, k, d)
-    mask = np.random.default_rng(seed).random((s, c)) < 0.6
-
-    def pair_sum(h, ctx, neg):  # the definition: Σ over real pairs of ns_loss
-        per = jax.vmap(jax.vmap(obj.ns_loss, in_axes=(None, 0, None)), in_axes=(0, 0, None))(h, ctx, neg)
-        return jnp.sum(jnp.where(mask, per, 0.0))
-
-    with enable_x64():
-        np.testing.assert_allclose(obj.sg_window_loss(h, ctx, mask, neg), pair_sum(h, ctx, neg), rtol=1e-12)
-    check_gradients(pair_sum, lambda h, x, n: obj.sg_window_grads(h, x, mask, n), (h, ctx, neg),
-                    argnums=(0, 1, 2))

@@ -105,35 +105,43 @@ def _one_step(sg, cbow_update="word2vec"):
     state = init_state(jax.random.key(0), v, d)
     state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
     w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
-    negs = np.asarray(sampling.draw("alias", table, jax.random.fold_in(state.key, 0), (1, c // s, k)))[0]
+    shape = (2 * w, c // s, k) if sg else (c // s, k)
+    negs = np.asarray(sampling.draw("alias", table, jax.random.fold_in(state.key, 0), (1, *shape)))[0]
     new, (loss, count) = run_steps(state, table, block, cfg=cfg)
 
     mask = np.asarray(_window_mask(jnp.asarray(sent), jnp.asarray(reach), w))
     offs = np.array([o for o in range(-w, w + 1) if o != 0])
     ctx_pos = w + np.arange(c)[:, None] + offs[None, :]
+    centres = tok[w:w + c]
     exp_in, exp_out, exp_loss = w_in.copy(), w_out.copy(), 0.0
-    for g in range(c // s):
-        rows = slice(g * s, (g + 1) * s)
-        centres = tok[w:w + c][rows]
-        if sg:
-            l, (d_h, d_ctx, d_neg) = objectives.sg_window_value_and_grads(
-                w_in[centres], w_out[tok[ctx_pos[rows]]], mask[rows], w_out[negs[g]])
-            np.add.at(exp_in, centres, -lr * np.asarray(d_h))
-            np.add.at(exp_out, tok[ctx_pos[rows]].ravel(), -lr * np.asarray(d_ctx).reshape(-1, d))
-        else:
+    if sg:
+        # Every real pair is one spec NS step's gradient (ns_grads); the pairs at offset j
+        # of the S centres in group g use negatives negs[j, g].
+        for ci in range(c):
+            for j in np.flatnonzero(mask[ci]):
+                ctx_id, neg_ids = tok[ctx_pos[ci, j]], negs[j, ci // s]
+                h, cp, cn = w_in[centres[ci]], w_out[ctx_id], w_out[neg_ids]
+                d_h, d_pos, d_neg = objectives.ns_grads(h, cp, cn)
+                exp_in[centres[ci]] -= lr * np.asarray(d_h)
+                exp_out[ctx_id] -= lr * np.asarray(d_pos)
+                np.add.at(exp_out, neg_ids, -lr * np.asarray(d_neg))
+                exp_loss += float(objectives.ns_loss(h, cp, cn))
+    else:
+        for g in range(c // s):
+            rows = slice(g * s, (g + 1) * s)
             ctx = w_in[tok[ctx_pos[rows]]]  # f[S, 2W, d]
             has = mask[rows].any(axis=1)
             h = np.stack([objectives.cbow_hidden(x, m) for x, m in zip(ctx, mask[rows])])
             l, (d_h, d_pos, d_neg) = objectives.ns_block_value_and_grads(
-                h[has], w_out[centres[has]], w_out[negs[g]])
+                h[has], w_out[centres[rows][has]], w_out[negs[g]])
             d_h = np.asarray(d_h)
             if cbow_update == "exact":
                 d_h = d_h / mask[rows][has].sum(axis=1, keepdims=True)
             for i, dh in zip(np.flatnonzero(has), d_h):
                 np.add.at(exp_in, tok[ctx_pos[rows][i][mask[rows][i]]], -lr * dh)
-            np.add.at(exp_out, centres[has], -lr * np.asarray(d_pos))
-        np.add.at(exp_out, negs[g], -lr * np.asarray(d_neg))
-        exp_loss += float(l)
+            np.add.at(exp_out, centres[rows][has], -lr * np.asarray(d_pos))
+            np.add.at(exp_out, negs[g], -lr * np.asarray(d_neg))
+            exp_loss += float(l)
     np.testing.assert_allclose(np.asarray(new.w_in), exp_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(new.w_out), exp_out, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(loss), exp_loss, rtol=1e-4)

@@ -34,7 +34,7 @@ _TRAIN_FLAGS = [
     ("alpha", float, "initial learning rate (default 0.025 SG, 0.05 CBOW)"),
     ("min_alpha", float, "final learning rate"),
     ("batch_size", int, "consecutive centres per SGD step"),
-    ("shared_negatives", int, "consecutive centres sharing one draw of negatives"),
+    ("shared_negatives", int, "centres sharing one draw of negatives (default: 8 SG, 1 CBOW)"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
     ("seed", int, "random seed"),
 ]
@@ -48,8 +48,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="run directory to write")
     defaults = Config()
     for name, kind, help_ in _TRAIN_FLAGS:
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name),
-                       help=f"{help_} (default: {getattr(defaults, name)})")
+        default = getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default,
+                       help=help_ if default is None else f"{help_} (default: {default})")
     p.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler,
                    help=f"negative sampler (default: {defaults.sampler})")
     p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=defaults.cbow_update,
@@ -187,8 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def tune_xla_cpu() -> None:
+    """Turns off XLA:CPU's YNNPACK fusions for this process, unless XLA_FLAGS is set.
+
+    The trainer's step is ~100 small elementwise kernels; as YNN fusions each costs a
+    few µs of fixed overhead, and the SG step runs about 30% faster without them
+    (measured with jaxlib 0.10.2). Applied only to jaxlib versions known to have the
+    flag, since XLA aborts on unknown flags; must run before JAX starts its backend.
+    """
+    import importlib.metadata
+    import os
+
+    try:
+        version = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    if "XLA_FLAGS" not in os.environ and version.startswith("0.10."):
+        os.environ["XLA_FLAGS"] = "--xla_cpu_experimental_ynn_fusion_type="
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    tune_xla_cpu()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -38,9 +38,11 @@ class Config:
       seed: the one seed every random draw of the run derives from.
       batch_size: C, consecutive centres per SGD step (SG: all their pairs, about
         C·(window+1); CBOW: C windows). Gradients within a step are summed.
-      shared_negatives: S, consecutive centres that share one draw of K negatives.
-        1: every CBOW window draws its own, as word2vec does; every SG centre draws K
-        for all its pairs (each pair's negative term uses them). Larger is faster.
+      shared_negatives: S, consecutive centres that share one draw of K negatives
+        (HogBatch). SG draws per context offset, so a pair shares its negatives only
+        with the pairs at the same offset of its S − 1 neighbours and each centre sees
+        fresh negatives for every pair; CBOW draws per group of S windows. 1 = word2vec's
+        fresh negatives for every pair/window. None: 8 for SG, 1 for CBOW.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         over ~sqrt(V) blocks, then within the block). All are exact.
@@ -62,8 +64,8 @@ class Config:
     min_alpha: float = 1e-4
     epochs: int = 5
     seed: int = 1
-    batch_size: int = 256
-    shared_negatives: int = 1
+    batch_size: int = 128
+    shared_negatives: int | None = None
     sampler: str = "alias"
     steps_per_call: int = 256
     cbow_update: str = "word2vec"
@@ -77,6 +79,13 @@ class Config:
         if self.alpha is not None:
             return float(self.alpha)
         return 0.025 if self.sg else 0.05
+
+    @property
+    def negatives_shared_by(self) -> int:
+        """The S actually used (``shared_negatives`` or its SG/CBOW default)."""
+        if self.shared_negatives is not None:
+            return int(self.shared_negatives)
+        return 8 if self.sg else 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,7 +119,7 @@ def _validate(c: Config) -> None:
             raise W2VError(msg)
 
     ints = ("vector_size", "window", "min_count", "sg", "negative", "epochs", "seed",
-            "batch_size", "shared_negatives", "steps_per_call")
+            "batch_size", "steps_per_call")
     floats = ("ns_exponent", "sample", "min_alpha")
     for name in ints:
         v = getattr(c, name)
@@ -118,13 +127,12 @@ def _validate(c: Config) -> None:
     for name in floats:
         v = getattr(c, name)
         need(_type_ok(v, float), f"{name} must be a number, got {v!r}")
-    for name in ("alpha", "max_vocab_size"):
+    for name in ("alpha", "max_vocab_size", "shared_negatives"):
         v = getattr(c, name)
         kind = float if name == "alpha" else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
-    for name in ("vector_size", "window", "negative", "epochs", "batch_size",
-                 "shared_negatives", "steps_per_call"):
+    for name in ("vector_size", "window", "negative", "epochs", "batch_size", "steps_per_call"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
     need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")
     need(c.max_vocab_size is None or c.max_vocab_size > 0,
@@ -135,8 +143,10 @@ def _validate(c: Config) -> None:
     need(c.min_alpha >= 0, f"min_alpha must be >= 0, got {c.min_alpha}")
     need(c.min_alpha <= c.learning_rate,
          f"min_alpha ({c.min_alpha}) must not exceed alpha ({c.learning_rate})")
-    need(c.batch_size % c.shared_negatives == 0,
-         f"batch_size ({c.batch_size}) must be a multiple of shared_negatives ({c.shared_negatives})")
+    need(c.shared_negatives is None or c.shared_negatives > 0,
+         f"shared_negatives must be a positive integer or None, got {c.shared_negatives}")
+    need(c.batch_size % c.negatives_shared_by == 0,
+         f"batch_size ({c.batch_size}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
     need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
     need(c.cbow_update in CBOW_UPDATES,
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")

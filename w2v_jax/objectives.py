@@ -89,49 +89,6 @@ def ns_block_grads(h: Array, c_pos: Array, c_neg: Array) -> tuple[Array, Array, 
     return ns_block_value_and_grads(h, c_pos, c_neg)[1]
 
 
-def sg_window_value_and_grads(h: Array, ctx: Array, mask: Array,
-                              c_neg: Array) -> tuple[Array, tuple[Array, Array, Array]]:
-    """Skip-gram NS for S centres with their whole context windows, sharing K negatives.
-
-    This is the trainer's form of skip-gram: every (centre s, context slot c) with
-    ``mask[s, c]`` is one positive pair, and each pair's negative term uses the shared
-    negatives, so centre s's negative term is weighted by its number of pairs n_s:
-
-        J = Σ_s Σ_c mask[s,c] · ns_loss(h[s], ctx[s,c], c_neg)
-          = Σ_s [ −Σ_c mask[s,c] log σ(ctx[s,c]·h[s]) − n_s Σ_k log σ(−c_neg[k]·h[s]) ]
-
-    The centre's row is read once for all its pairs, and the negatives' scores are one
-    small matmul; that is what makes the batched trainer cheap.
-
-    Args:
-      h: f[S, d] centre rows; ctx: f[S, C, d] context rows (padded);
-      mask: bool[S, C] real pairs; c_neg: f[K, d] the shared negatives.
-    Returns:
-      (loss: f[], (d_h: f[S, d], d_ctx: f[S, C, d] (zero where masked), d_c_neg: f[K, d])).
-    """
-    m = mask.astype(h.dtype)
-    n = jnp.sum(m, axis=1)  # f[S] pairs per centre
-    s_pos = jnp.einsum("scd,sd->sc", ctx, h)
-    s_neg = h @ c_neg.T  # f[S, K]
-    loss = (-jnp.sum(m * jax.nn.log_sigmoid(s_pos))
-            - jnp.sum(n[:, None] * jax.nn.log_sigmoid(-s_neg)))
-    e_pos = (jax.nn.sigmoid(s_pos) - 1.0) * m
-    e_neg = jax.nn.sigmoid(s_neg) * n[:, None]
-    d_h = jnp.einsum("sc,scd->sd", e_pos, ctx) + e_neg @ c_neg
-    return loss, (d_h, e_pos[:, :, None] * h[:, None, :], e_neg.T @ h)
-
-
-def sg_window_loss(h: Array, ctx: Array, mask: Array, c_neg: Array) -> Array:
-    """The loss of :func:`sg_window_value_and_grads`."""
-    return sg_window_value_and_grads(h, ctx, mask, c_neg)[0]
-
-
-def sg_window_grads(h: Array, ctx: Array, mask: Array,
-                    c_neg: Array) -> tuple[Array, Array, Array]:
-    """The closed-form gradients of :func:`sg_window_value_and_grads`."""
-    return sg_window_value_and_grads(h, ctx, mask, c_neg)[1]
-
-
 def ns_update(w_in: Array, w_out: Array, center: Array, context: Array,
               negatives: Array, lr: float | Array) -> tuple[Array, Array]:
     """One SGD step of skip-gram NS for one positive pair, exactly as in the spec.

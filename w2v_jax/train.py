@@ -1,17 +1,17 @@
 """Training: a pure, jitted multi-step update over a TrainState pytree, and the host loop.
 
-The device side is one function, ``run_steps(state, table, block) -> (state, stats)``:
-a ``lax.scan`` over ``steps_per_call`` SGD steps, compiled once, with the state donated
-so the two V×d tables are updated in place. Each step gathers the rows it needs,
-computes closed-form gradients with ``w2v_jax.objectives`` (vmapped over groups of S
-pairs that share one draw of negatives) and scatter-adds sparse updates into the touched
-rows only.
+The device side is one function, ``run_steps(state, table, block, cfg) -> (state, stats)``:
+a ``lax.scan`` over ``steps_per_call`` SGD steps, compiled once per config, with the
+state donated so the two V×d tables are updated in place. A step takes C consecutive
+centres of the epoch's sub-sampled stream, gathers the rows of the span around them
+once, forms the pairs (SG) or windows (CBOW) as static shifts of the span, computes the
+closed-form gradients of ``w2v_jax.objectives`` (the same math; tests check that one
+step equals the pure functions) and scatter-adds one update per touched row.
 
-The host side reads examples from ``w2v_jax.batching`` in a background thread (numpy
-releases the GIL, so this uses the second core), packs them into fixed-shape blocks,
-attaches the learning rate of each step (linear decay from ``alpha`` to ``min_alpha``
-over all training words) and reports loss and words/s a call late, so the device never
-waits for the host.
+The host side sub-samples each epoch (``w2v_jax.batching``) in a background thread,
+cuts the stream into fixed-shape blocks with the learning rate of each step (linear
+decay from ``alpha`` to ``min_alpha`` over all training words), and reads loss and
+words/s a call late, so the device never waits for the host.
 """
 
 from __future__ import annotations
@@ -164,13 +164,19 @@ def _sg_step(params, ex, cfg: Config):
     n = jnp.sum(mask, axis=1)  # pairs per centre
     h = w_in[centres]  # f[C, d]
     span = w_out[tok]  # f[C + 2W, d]
-    negs = ex["negs"]  # i32[G, K]
-    loss, d_h, d_neg = _shared_negatives(h, n, w_out[negs])
+    # Each context offset has its own negatives: a pair's K negatives are shared only
+    # with the pairs at the same offset of the S − 1 neighbouring centres (different h),
+    # so every centre sees fresh negatives for each of its pairs, as in word2vec.
+    negs = ex["negs"]  # i32[2W, G, K]
+    loss, d_h, d_neg = 0.0, 0.0, []
     d_span = jnp.zeros_like(span)
     for j, o in enumerate(_offsets(w)):
-        l_o, dh_o, dc_o = _positive(h, span[w + o:w + o + c], mask[:, j])
-        loss, d_h = loss + l_o, d_h + dh_o
-        d_span = d_span.at[w + o:w + o + c].add(dc_o)
+        l_pos, dh_pos, dc = _positive(h, span[w + o:w + o + c], mask[:, j])
+        l_neg, dh_neg, dn = _shared_negatives(h, mask[:, j], w_out[negs[j]])
+        loss, d_h = loss + l_pos + l_neg, d_h + dh_pos + dh_neg
+        d_span = d_span.at[w + o:w + o + c].add(dc)
+        d_neg.append(dn)
+    d_neg = jnp.stack(d_neg)  # f[2W, G, K, d]
     lr = ex["lr"]
     w_in = w_in.at[centres].add(-lr * d_h)
     rows = jnp.concatenate([tok, negs.reshape(-1)])
@@ -227,7 +233,9 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
     # All negatives of the call in one draw: per-step draws of a few thousand numbers
     # spend most of their time in the PRNG's loop overhead on CPU.
     key = jax.random.fold_in(state.key, state.step)
-    shape = (cfg.batch_size // cfg.shared_negatives, cfg.negative)
+    shape = (cfg.batch_size // cfg.negatives_shared_by, cfg.negative)
+    if cfg.sg:
+        shape = (2 * cfg.window, *shape)  # one draw per context offset
     if cfg.sampler == "categorical":
         # Its Gumbel noise is O(√V) floats per draw: draw step by step to bound memory.
         negs = jax.lax.map(lambda k: sampling.draw(cfg.sampler, table, k, shape),
