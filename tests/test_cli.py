@@ -16,7 +16,7 @@ FAST = ["--vector-size", "16", "--epochs", "1", "--batch-size", "512", "--no-pro
 @pytest.fixture(scope="module")
 def kjv_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "kjv"
-    assert main(["train", "--out", str(out), *FAST]) == 0
+    assert main(["train", "--out", str(out), "--eval-each-epoch", *FAST]) == 0
     return out
 
 
@@ -32,7 +32,10 @@ def test_train_on_embedded_corpus_writes_a_complete_run(kjv_run):
     assert cfg["vector_size"] == 16 and cfg["sg"] == 1 and cfg["effective_alpha"] == 0.025
     records = [json.loads(line) for line in (kjv_run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["event"] == "done" and records[-1]["words_per_sec"] > 0
-    assert all(np.isfinite(r["loss"]) for r in records[:-1])
+    evals = [r for r in records if r.get("event") == "eval"]
+    assert [r["epoch"] for r in evals] == [1] and evals[0]["analogy_answered"] > 0
+    assert -1 <= evals[0]["wordsim"] <= 1
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
 def test_similar_and_eval_commands(kjv_run, capsys):

@@ -32,7 +32,12 @@ def subsample(ids: np.ndarray, keep_prob: np.ndarray,
     """
     if np.all(keep_prob >= 1.0):
         return np.arange(ids.size)
-    return np.flatnonzero(rng.random(ids.size, dtype=np.float32) < keep_prob[ids])
+    keep_prob = keep_prob.astype(np.float32)
+    step = 1 << 20  # in slices, so that no corpus-sized float temporaries are alive
+    return np.concatenate([
+        start + np.flatnonzero(rng.random(min(step, ids.size - start), dtype=np.float32)
+                               < keep_prob[ids[start:start + step]])
+        for start in range(0, ids.size, step)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +72,7 @@ def epoch_stream(ids: np.ndarray, sent: np.ndarray, keep_prob: np.ndarray, windo
     kept = subsample(ids, keep_prob, rng)
     return EpochStream(ids=ids[kept].astype(np.int32), sent=sent[kept].astype(np.int32),
                        reach=rng.integers(1, window + 1, size=kept.size, dtype=np.int32),
-                       progress=(kept / max(ids.size, 1)).astype(np.float32))
+                       progress=kept.astype(np.float32) / np.float32(max(ids.size, 1)))
 
 
 def pairs_of(stream: EpochStream, window: int) -> tuple[np.ndarray, np.ndarray]:

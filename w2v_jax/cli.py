@@ -55,6 +55,9 @@ def _add_train(sub) -> None:
                    help=f"negative sampler (default: {defaults.sampler})")
     p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=defaults.cbow_update,
                    help="CBOW context update: full gradient per row (word2vec) or divided by count")
+    p.add_argument("--eval-each-epoch", action="store_true",
+                   help="after each epoch, score the bundled analogy (3CosAdd, 30k) and "
+                   "WordSim-353 sets and log them to metrics.jsonl")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
@@ -91,9 +94,22 @@ def _train(args) -> int:
                             f"lr {p.lr:.5f} {p.words_per_sec / 1e3:.0f}k w/s", refresh=False)
         metrics(p)
 
+    def on_epoch_end(epoch, state):
+        from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+
+        kv = KeyedVectors(vocab.words, np.asarray(state.w_in))
+        a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
+        s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
+        record = {"event": "eval", "epoch": epoch + 1, "analogy": a["accuracy"],
+                  "analogy_answered": a["answered"], "wordsim": s["spearman"]}
+        metrics.write(record)
+        bar.write(f"epoch {epoch + 1}: analogy {a['accuracy'] or 0:.4f}, "
+                  f"WordSim-353 {s['spearman'] or 0:.4f}", file=sys.stderr)
+
     t1 = time.perf_counter()
     try:
-        state = train(config, vocab, corpus, on_progress)
+        state = train(config, vocab, corpus, on_progress,
+                      on_epoch_end=on_epoch_end if args.eval_each_epoch else None)
     finally:
         bar.close()
     t_train = time.perf_counter() - t1

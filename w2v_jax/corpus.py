@@ -20,7 +20,7 @@ import numpy as np
 from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, build_vocab
 
-_BLOCK = 1 << 24  # bytes read at a time; bounds the Python objects alive at once
+_BLOCK = 1 << 21  # bytes read at a time; bounds the Python strings alive at once
 
 
 def embedded_corpus_path() -> Path:
@@ -140,10 +140,11 @@ def load_corpus(path: str | os.PathLike, min_count: int = 5,
     """
     types, counts, tokens, lengths = scan(path)
     vocab, remap = build_vocab(types, counts, min_count, max_vocab_size)
-    mapped = remap[tokens]
-    keep = mapped >= 0
-    sent = np.repeat(np.arange(len(lengths)), lengths)
-    kept_lengths = np.bincount(sent[keep], minlength=len(lengths))
-    corpus = Corpus(ids=mapped[keep], sentence_lengths=kept_lengths[kept_lengths > 0],
-                    raw_words=int(tokens.size))
+    raw_words = int(tokens.size)
+    tokens = remap[tokens]  # in place of the type ids: one int32 array alive, not three
+    keep = tokens >= 0
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    kept_lengths = np.add.reduceat(keep, starts, dtype=np.int64)  # in-vocabulary per line
+    corpus = Corpus(ids=tokens[keep], sentence_lengths=kept_lengths[kept_lengths > 0],
+                    raw_words=raw_words)
     return vocab, corpus

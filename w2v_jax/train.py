@@ -53,10 +53,19 @@ class TrainState(NamedTuple):
 
 
 def init_state(key: jax.Array, vocab_size: int, vector_size: int) -> TrainState:
-    """word2vec's initialisation: W_in ~ U(−0.5/d, 0.5/d), W_out = 0."""
+    """word2vec's initialisation: W_in ~ U(−0.5/d, 0.5/d), W_out = 0.
+
+    W_in is drawn by numpy seeded from the key: XLA's PRNG would hold several V×d
+    temporaries at once (≈ 120 MB for a 52k×100 table, the whole budget of a small run).
+    """
     k_init, k_run = jax.random.split(key)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_init)).ravel().tolist())
     half = 0.5 / vector_size
-    w_in = jax.random.uniform(k_init, (vocab_size, vector_size), jnp.float32, -half, half)
+    w_in = np.empty((vocab_size, vector_size), np.float32)
+    for start in range(0, vocab_size, 1 << 14):  # slices: no float64 table at once
+        rows = w_in[start:start + (1 << 14)]
+        rows[:] = rng.uniform(-half, half, rows.shape)
+    w_in = jnp.asarray(w_in)
     return TrainState(w_in, jnp.zeros_like(w_in), jnp.zeros((), jnp.int32), k_run)
 
 
@@ -331,13 +340,16 @@ class Progress(NamedTuple):
 
 def train(config: Config, vocab: Vocab, corpus: Corpus,
           on_progress: Callable[[Progress], None] | None = None,
-          state: TrainState | None = None) -> TrainState:
+          state: TrainState | None = None,
+          on_epoch_end: Callable[[int, TrainState], None] | None = None) -> TrainState:
     """Trains from scratch (or from ``state``) for ``config.epochs`` epochs.
 
     Args:
       config: hyper-parameters; vocab, corpus: from ``w2v_jax.corpus.load_corpus``.
       on_progress: called after each device call with a :class:`Progress`.
       state: optional initial TrainState (e.g. imported vectors); default word2vec init.
+      on_epoch_end: called with (epoch, state) after each epoch, e.g. to evaluate; its
+        time is not counted in words/s. It must not keep ``state`` (it is donated on).
     Returns:
       The final TrainState; ``np.asarray(state.w_in)`` are the word vectors.
     """
@@ -373,13 +385,25 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             el = time.perf_counter() - t0
             on_progress(Progress(epoch, words, total, loss, lr, words / max(el, 1e-9), el))
 
+    def end_epoch(epoch):
+        nonlocal t0
+        if on_epoch_end is not None:
+            paused = time.perf_counter()
+            on_epoch_end(epoch, state)
+            t0 += time.perf_counter() - paused
+
     for epoch, prog, block in _prefetch(host_blocks()):
+        if pending is not None and epoch != pending[1]:
+            report(pending)
+            pending = None
+            end_epoch(epoch - 1)
         state, stats = run_steps(state, table, block, cfg=cfg)
         if pending is not None:
             report(pending)
         pending = (stats, epoch, prog, float(block["lr"][-1]))
     if pending is not None:
         report(pending)
+        end_epoch(pending[1])
     jax.block_until_ready(state)
     return state
 
