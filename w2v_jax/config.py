@@ -45,7 +45,7 @@ class Config:
         fresh negatives for every pair/window. None: 8 for SG, 1 for CBOW.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
-        over ~sqrt(V) blocks, then within the block). All are exact.
+        down a tree of 16-way draws, O(16·log₁₆ V)). All are exact.
       steps_per_call: SGD steps one jitted dispatch runs (``lax.scan``).
       cbow_update: "word2vec" adds the full gradient of the mean context vector to
         every context row (word2vec C and gensim); "exact" adds 1/count of it
