@@ -29,3 +29,10 @@ from w2v_jax.vectors import KeyedVectors
 from w2v_jax.vocab import Vocab, build_vocab
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Config", "Corpus", "KeyedVectors", "TrainState", "Vocab", "W2VError", "Word2Vec",
+    "build_vocab", "cbow_ns_grads", "cbow_ns_loss", "cbow_softmax_grads", "cbow_softmax_loss",
+    "embedded_corpus_path", "init_state", "load_corpus", "load_vectors", "ns_block_grads",
+    "ns_block_loss", "ns_grads", "ns_loss", "ns_update", "softmax_grads", "softmax_loss", "train",
+]

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from w2v_jax.config import Config
-from w2v_jax.corpus import Corpus, embedded_corpus_path, load_corpus
+from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
 from w2v_jax.train import Progress, TrainState, train
 from w2v_jax.vectors import KeyedVectors
@@ -106,4 +106,4 @@ def load_vectors(path: str | os.PathLike) -> KeyedVectors:
     return KeyedVectors.load_word2vec_format(p)
 
 
-__all__ = ["Word2Vec", "prepare_out_dir", "save_run", "load_vectors", "Corpus"]
+__all__ = ["Word2Vec", "prepare_out_dir", "save_run", "load_vectors"]

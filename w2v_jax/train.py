@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import objectives, sampling
+from w2v_jax import sampling
 from w2v_jax.batching import EpochStream, epoch_stream
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
