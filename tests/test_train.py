@@ -152,3 +152,35 @@ def _one_step(sg, cbow_update="word2vec"):
 @pytest.mark.parametrize("sg, update", [(1, "word2vec"), (0, "word2vec"), (0, "exact")])
 def test_trainer_step_equals_pure_objectives(sg, update):
     _one_step(sg, update)
+
+
+def test_gensim_like_api_trains_and_saves(topic_corpus, tmp_path):
+    from w2v_jax import Word2Vec, load_vectors
+
+    model = Word2Vec(corpus_file=topic_corpus, vector_size=16, window=3, min_count=1, sample=0,
+                     epochs=4, batch_size=64, steps_per_call=16, seed=0)
+    near = [w for w, _ in model.wv.most_similar("a0", topn=5)]
+    assert all(w.startswith("a") for w in near), near  # neighbours from the same topic
+    model.save(tmp_path / "run")
+    back = load_vectors(tmp_path / "run")
+    np.testing.assert_array_equal(back.vectors, model.wv.vectors)
+    assert model.timings["train_seconds"] > 0
+
+
+def test_cli_tunes_xla_only_when_unset(monkeypatch):
+    import importlib.metadata
+
+    from w2v_jax.cli import tune_xla_cpu
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.10.2")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    tune_xla_cpu()
+    import os
+    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "--mine")
+    tune_xla_cpu()
+    assert os.environ["XLA_FLAGS"] == "--mine"  # a user's flags are left alone
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.11.0")
+    tune_xla_cpu()
+    assert "XLA_FLAGS" not in os.environ  # unknown versions get no flags
