@@ -370,6 +370,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             stream = epoch_stream(corpus.ids, sent, keep, cfg.window, rng)
             for prog, block in epoch_blocks(stream, cfg, epoch):
                 yield epoch, prog, block
+            del stream  # before the next epoch's is made: one epoch's arrays alive, not two
 
     total = cfg.epochs * corpus.raw_words
     t0 = time.perf_counter()
