@@ -418,8 +418,8 @@ class MetricsWriter:
         self._every = every_sec
         self._last = -np.inf
 
-    def __call__(self, p: Progress, force: bool = False) -> None:
-        if force or p.elapsed - self._last >= self._every or p.words >= p.total_words:
+    def __call__(self, p: Progress) -> None:
+        if p.elapsed - self._last >= self._every or p.words >= p.total_words:
             self._last = p.elapsed
             self.write(p._asdict())
 
