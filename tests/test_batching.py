@@ -77,7 +77,7 @@ def test_device_windows_equal_reference_pairs():
     stream = _stream(ids, sent, window, keep=np.full(40, 0.8))
     cfg = Config(window=window, batch_size=64, shared_negatives=1, steps_per_call=8)
     got = []
-    for _, block in epoch_blocks(stream, cfg, epoch=0):
+    for _, _, block in epoch_blocks(stream, cfg, epoch=0):
         for tok, sen, reach in zip(block["tok"], block["sent"], block["reach"]):
             mask = np.asarray(_window_mask(jnp.asarray(sen), jnp.asarray(reach), window))
             offs = np.array([o for o in range(-window, window + 1) if o != 0])

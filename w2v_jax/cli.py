@@ -15,10 +15,10 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 
 from w2v_jax.config import SAMPLERS, Config
 from w2v_jax.errors import W2VError
+from w2v_jax.run import CheckpointOptions
 
 # Flags named like gensim's arguments, with dashes; defaults from Config.
 _TRAIN_FLAGS = [
@@ -45,84 +45,122 @@ def _add_train(sub) -> None:
                        description="Train skip-gram or CBOW with negative sampling.")
     p.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
                    "default: the embedded KJV corpus")
-    p.add_argument("--out", required=True, help="run directory to write")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="run directory to write")
+    where.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its latest usable checkpoint")
     defaults = Config()
+    # Config flags default to None so that a flag given with --resume can be told apart.
     for name, kind, help_ in _TRAIN_FLAGS:
         default = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default,
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                        help=help_ if default is None else f"{help_} (default: {default})")
-    p.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler,
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help=f"negative sampler (default: {defaults.sampler})")
-    p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=defaults.cbow_update,
+    p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=None,
                    help="CBOW context update: full gradient per row (word2vec) or divided by count")
+    p.add_argument("--init-vectors", metavar="FILE",
+                   help="word2vec text/binary vectors that initialise W_in where they have the word")
+    ck = CheckpointOptions()
+    p.add_argument("--checkpoint-every-words", type=int, default=ck.every_words,
+                   help="save a checkpoint every N raw words")
+    p.add_argument("--checkpoint-every-minutes", type=float, default=ck.every_minutes,
+                   help=f"save a checkpoint every M minutes (default: {ck.every_minutes:g}; "
+                   "0 = off)")
+    p.add_argument("--keep-checkpoints", type=int, default=ck.keep,
+                   help=f"checkpoints kept (default: {ck.keep})")
+    p.add_argument("--no-checkpoints", action="store_true",
+                   help="write no checkpoints (the run cannot be resumed)")
     p.add_argument("--eval-each-epoch", action="store_true",
                    help="after each epoch, score the bundled analogy (3CosAdd, 30k) and "
                    "WordSim-353 sets and log them to metrics.jsonl")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished or unfinished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
 
+class _StopFlag:
+    """Turns the first SIGINT/SIGTERM into a stop request the trainer polls; a second
+    SIGINT interrupts at once."""
+
+    def __init__(self):
+        import signal
+
+        self.signum = None
+        self._signal = signal
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == self._signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nw2v-jax: {self._signal.Signals(signum).name} received; saving a checkpoint "
+              "and stopping (Ctrl-C again to abort at once)", file=sys.stderr)
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            self._signal.signal(s, h)
+
+
 def _train(args) -> int:
+    import signal
+
     from tqdm import tqdm
 
-    from w2v_jax.corpus import embedded_corpus_path, load_corpus
-    from w2v_jax.model import METRICS, prepare_out_dir, save_run
-    from w2v_jax.train import MetricsWriter, train
-    from w2v_jax.vectors import KeyedVectors
-
-    import numpy as np
+    from w2v_jax.errors import Interrupted
+    from w2v_jax.run import train_run
 
     fields = {f.name for f in dataclasses.fields(Config)}
-    config = Config(**{k: v for k, v in vars(args).items() if k in fields})
-    out = prepare_out_dir(args.out, args.overwrite)
-    corpus_path = args.corpus or embedded_corpus_path()
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.resume and args.init_vectors:
+        raise W2VError("--init-vectors starts a new run; it cannot be combined with --resume")
+    checkpoints = CheckpointOptions(every_words=args.checkpoint_every_words,
+                                    every_minutes=args.checkpoint_every_minutes or None,
+                                    keep=args.keep_checkpoints, enabled=not args.no_checkpoints)
+    out = args.resume or args.out
+    bar, epochs = None, 0
 
-    t0 = time.perf_counter()
-    vocab, corpus = load_corpus(corpus_path, config.min_count, config.max_vocab_size)
-    t_load = time.perf_counter() - t0
-    print(f"corpus {corpus_path}: {corpus.raw_words:,} words, vocabulary {len(vocab):,} "
-          f"(min_count={config.min_count}), read in {t_load:.1f}s", file=sys.stderr)
-
-    metrics = MetricsWriter(out / METRICS)
-    bar = tqdm(total=config.epochs * corpus.raw_words, unit="w", unit_scale=True,
-               disable=args.no_progress, dynamic_ncols=True, smoothing=0.1)
+    def on_start(config, start, total):
+        nonlocal bar, epochs
+        epochs = config.epochs
+        bar = tqdm(total=total, initial=start.words, unit="w", unit_scale=True,
+                   disable=args.no_progress, dynamic_ncols=True, smoothing=0.1)
 
     def on_progress(p):
         bar.update(p.words - bar.n)
-        bar.set_postfix_str(f"epoch {p.epoch + 1}/{config.epochs} loss {p.loss:.3f} "
+        bar.set_postfix_str(f"epoch {p.epoch + 1}/{epochs} loss {p.loss:.3f} "
                             f"lr {p.lr:.5f} {p.words_per_sec / 1e3:.0f}k w/s", refresh=False)
-        metrics(p)
 
-    def on_epoch_end(epoch, state):
-        from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    def log(msg):
+        if bar is not None:
+            bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr)
 
-        kv = KeyedVectors(vocab.words, np.asarray(state.w_in))
-        a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
-        s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
-        record = {"event": "eval", "epoch": epoch + 1, "analogy": a["accuracy"],
-                  "analogy_answered": a["answered"], "wordsim": s["spearman"]}
-        metrics.write(record)
-        bar.write(f"epoch {epoch + 1}: analogy {a['accuracy'] or 0:.4f}, "
-                  f"WordSim-353 {s['spearman'] or 0:.4f}", file=sys.stderr)
-
-    t1 = time.perf_counter()
+    stop = _StopFlag()
     try:
-        state = train(config, vocab, corpus, on_progress,
-                      on_epoch_end=on_epoch_end if args.eval_each_epoch else None)
+        summary = train_run(out, None if args.resume else Config(**given), args.corpus,
+                            resume=bool(args.resume), resume_expect=given,
+                            overwrite=args.overwrite, init_vectors=args.init_vectors,
+                            checkpoints=checkpoints, eval_each_epoch=args.eval_each_epoch,
+                            on_progress=on_progress, on_start=on_start, should_stop=stop,
+                            log=log)
+    except Interrupted as e:
+        where = ("no checkpoint was written (--no-checkpoints)" if e.step is None else
+                 f"checkpoint at step {e.step} saved; continue with: w2v-jax train --resume {out}")
+        print(f"w2v-jax: stopped by {signal.Signals(stop.signum).name}; {where}", file=sys.stderr)
+        return 128 + stop.signum
     finally:
-        bar.close()
-    t_train = time.perf_counter() - t1
-    wv = KeyedVectors(vocab.words, np.asarray(state.w_in))
-    summary = {"event": "done", "corpus": str(corpus_path), "raw_words": corpus.raw_words,
-               "vocab_size": len(vocab), "load_seconds": round(t_load, 3),
-               "train_seconds": round(t_train, 3),
-               "words_per_sec": round(config.epochs * corpus.raw_words / t_train)}
-    metrics.write(summary)
-    metrics.close()
-    save_run(out, config, vocab, wv, {"corpus": str(corpus_path)})
-    print(f"trained {config.epochs} epoch(s) in {t_train:.1f}s "
-          f"({summary['words_per_sec'] / 1e3:.0f}k words/s); wrote {out}", file=sys.stderr)
+        stop.restore()
+        if bar is not None:
+            bar.close()
+    if not summary.get("already_finished"):
+        print(f"trained in {summary['train_seconds']:.1f}s "
+              f"({summary['words_per_sec'] / 1e3:.0f}k words/s); wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -9,3 +9,15 @@ it like any other exception.
 
 class W2VError(ValueError):
     """A user-fixable error; ``str(err)`` is a complete one-line message."""
+
+
+class Interrupted(Exception):
+    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint.
+
+    Attributes:
+      step: the SGD step of the checkpoint written before stopping (None: no checkpointer).
+    """
+
+    def __init__(self, step: int | None):
+        super().__init__(f"interrupted at step {step}")
+        self.step = step

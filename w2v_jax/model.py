@@ -1,13 +1,12 @@
 """The gensim-like front door: ``Word2Vec(corpus_file=..., vector_size=..., ...)``.
 
-It only assembles the library: read the corpus, train, wrap the vectors, save a run
-directory. A run directory holds ``vectors.bin`` (word2vec binary), ``vocab.txt``
-(word and count per line), ``config.json`` and ``metrics.jsonl``.
+It only assembles the library: read the corpus, train, wrap the vectors, and save them
+as a run directory (``w2v_jax.run``). Checkpointed, resumable training into a run
+directory is ``w2v_jax.run.train_run`` (what ``w2v-jax train`` uses).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -18,14 +17,10 @@ import numpy as np
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
+from w2v_jax.run import VECTORS, save_run
 from w2v_jax.train import Progress, TrainState, train
 from w2v_jax.vectors import KeyedVectors
-from w2v_jax.vocab import Vocab
 
-VECTORS = "vectors.bin"
-VOCAB = "vocab.txt"
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
 
 
 class Word2Vec:
@@ -59,41 +54,6 @@ class Word2Vec:
         save_run(out_dir, self.config, self.vocab, self.wv)
 
 
-def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Creates ``out_dir`` and checks that it is writable, before any work is done.
-
-    A directory that already holds a finished run is refused unless ``overwrite``,
-    in which case the old vectors are removed first so that a failed run never leaves
-    a directory that looks complete.
-    """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise W2VError(f"cannot write to output directory {out}: {e.strerror or e}; "
-                       "choose another --out") from None
-    if (out / VECTORS).exists():
-        if not overwrite:
-            raise W2VError(f"{out} already holds a finished run ({VECTORS}); "
-                           "choose another --out or pass --overwrite")
-        for name in (VECTORS, VOCAB, CONFIG, METRICS):
-            (out / name).unlink(missing_ok=True)
-    return out
-
-
-def save_run(out_dir: str | os.PathLike, config: Config, vocab: Vocab, wv: KeyedVectors,
-             extra: dict | None = None) -> None:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab.save(out / VOCAB)
-    cfg = config.to_dict() | {"effective_alpha": config.learning_rate} | (extra or {})
-    (out / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    wv.save_word2vec_format(out / VECTORS, binary=True)
-
-
 def load_vectors(path: str | os.PathLike) -> KeyedVectors:
     """Vectors from a run directory (its vectors.bin) or a word2vec text/binary file."""
     p = Path(path)
@@ -106,4 +66,4 @@ def load_vectors(path: str | os.PathLike) -> KeyedVectors:
     return KeyedVectors.load_word2vec_format(p)
 
 
-__all__ = ["Word2Vec", "prepare_out_dir", "save_run", "load_vectors"]
+__all__ = ["Word2Vec", "load_vectors"]

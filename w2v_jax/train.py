@@ -31,7 +31,8 @@ from w2v_jax import sampling
 from w2v_jax.batching import EpochStream, epoch_stream
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
-from w2v_jax.errors import W2VError
+from w2v_jax.checkpoint import Checkpointer, Position
+from w2v_jax.errors import Interrupted, W2VError
 from w2v_jax.vocab import Vocab
 
 
@@ -267,12 +268,13 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
 # ----------------------------------------------------------------------------------
 
 
-def epoch_blocks(stream: EpochStream, cfg: Config,
-                 epoch: int) -> Iterator[tuple[float, dict[str, np.ndarray]]]:
+def epoch_blocks(stream: EpochStream, cfg: Config, epoch: int,
+                 first: int = 0) -> Iterator[tuple[int, float, dict[str, np.ndarray]]]:
     """Cuts an epoch's stream into device blocks of ``steps_per_call`` steps.
 
-    The tail is padded with centres of reach 0 (no pairs). Yields (progress in the
-    epoch after the block, block) with the arrays documented in :func:`run_steps`.
+    The tail is padded with centres of reach 0 (no pairs). Yields (block index, progress
+    in the epoch after the block, block) from block ``first`` on (resuming mid-epoch),
+    with the arrays documented in :func:`run_steps`; the last block has progress 1.0.
     """
     c, w, t = cfg.batch_size, cfg.window, cfg.steps_per_call
     m = len(stream)
@@ -284,18 +286,18 @@ def epoch_blocks(stream: EpochStream, cfg: Config,
     sent[w:w + m] = stream.sent
     reach = np.zeros(length, np.int32)
     reach[:m] = stream.reach
-    first = np.ones(n_blocks * t, np.float32)  # progress of each step's first centre
-    first[: -(-m // c)] = stream.progress[::c]
+    first_progress = np.ones(n_blocks * t, np.float32)  # progress of each step's first centre
+    first_progress[: -(-m // c)] = stream.progress[::c]
     spans = np.lib.stride_tricks.sliding_window_view(ids, c + 2 * w)[::c]
     sent_spans = np.lib.stride_tricks.sliding_window_view(sent, c + 2 * w)[::c]
-    for b in range(n_blocks):
+    for b in range(first, n_blocks):
         steps = slice(b * t, (b + 1) * t)
         block = {"tok": np.ascontiguousarray(spans[steps]),
                  "sent": np.ascontiguousarray(sent_spans[steps]),
                  "reach": reach[b * t * c:(b + 1) * t * c].reshape(t, c),
-                 "lr": learning_rate(cfg, epoch, first[steps])}
+                 "lr": learning_rate(cfg, epoch, first_progress[steps])}
         end = min((b + 1) * t * c, m) - 1
-        yield (1.0 if b == n_blocks - 1 else float(stream.progress[end])), block
+        yield b, (1.0 if b == n_blocks - 1 else float(stream.progress[end])), block
 
 
 def _prefetch(it: Iterator, depth: int = 3) -> Iterator:
@@ -342,15 +344,24 @@ class Progress(NamedTuple):
 def train(config: Config, vocab: Vocab, corpus: Corpus,
           on_progress: Callable[[Progress], None] | None = None,
           state: TrainState | None = None,
-          on_epoch_end: Callable[[int, TrainState], None] | None = None) -> TrainState:
+          on_epoch_end: Callable[[int, TrainState], None] | None = None,
+          start: Position = Position(),
+          checkpointer: Checkpointer | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainState:
     """Trains from scratch (or from ``state``) for ``config.epochs`` epochs.
 
     Args:
       config: hyper-parameters; vocab, corpus: from ``w2v_jax.corpus.load_corpus``.
       on_progress: called after each device call with a :class:`Progress`.
-      state: optional initial TrainState (e.g. imported vectors); default word2vec init.
+      state: optional initial TrainState (a restored checkpoint, imported vectors);
+        default word2vec init.
       on_epoch_end: called with (epoch, state) after each epoch, e.g. to evaluate; its
         time is not counted in words/s. It must not keep ``state`` (it is donated on).
+      start: where in the data ``state`` stands (a restored checkpoint's position).
+      checkpointer: saves the state when ``checkpointer.due(words)``, when stopping, and
+        at the end; a state is saved only once its loss has been checked finite.
+      should_stop: polled after each device call; when true, a checkpoint is written
+        and :class:`w2v_jax.errors.Interrupted` raised.
     Returns:
       The final TrainState; ``np.asarray(state.w_in)`` are the word vectors.
     """
@@ -365,27 +376,37 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     sent = corpus.sentence_ids()
 
     def host_blocks():
-        for epoch in range(cfg.epochs):
+        for epoch in range(start.epoch, cfg.epochs):
             rng = np.random.default_rng([cfg.seed, epoch])
             stream = epoch_stream(corpus.ids, sent, keep, cfg.window, rng)
-            for prog, block in epoch_blocks(stream, cfg, epoch):
-                yield epoch, prog, block
+            first = start.block if epoch == start.epoch else 0
+            for b, prog, block in epoch_blocks(stream, cfg, epoch, first):
+                yield epoch, b, prog, block
             del stream  # before the next epoch's is made: one epoch's arrays alive, not two
 
     total = cfg.epochs * corpus.raw_words
+    words_at_start = start.words
     t0 = time.perf_counter()
-    pending = None  # ((loss, count) arrays, epoch, progress, lr) of the call in flight
 
-    def report(p):
-        (loss, count), epoch, prog, lr = p
-        loss = float(loss) / max(float(count), 1.0)  # blocks until that call is done
+    def words_done(epoch, prog):
+        return min(int(round((epoch + prog) * corpus.raw_words)), total)
+
+    def report(call):
+        """Checks and reports a finished call's loss (blocks until that call is done)."""
+        if call["reported"]:
+            return
+        call["reported"] = True
+        loss = float(call["loss"]) / max(float(call["count"]), 1.0)
         if not np.isfinite(loss):
-            raise W2VError(f"training diverged (loss is {loss}) in epoch {epoch + 1}; "
-                           "lower --alpha or --batch-size")
+            where = ("" if checkpointer is None or checkpointer.last_step is None else
+                     f"; the last good checkpoint (step {checkpointer.last_step}) is kept in "
+                     f"{checkpointer.directory}")
+            raise W2VError(f"training diverged (loss is {loss}) in epoch {call['epoch'] + 1}"
+                           f"{where}; lower --alpha or --batch-size")
         if on_progress is not None:
-            words = min(int(round((epoch + prog) * corpus.raw_words)), total)
             el = time.perf_counter() - t0
-            on_progress(Progress(epoch, words, total, loss, lr, words / max(el, 1e-9), el))
+            rate = (call["words"] - words_at_start) / max(el, 1e-9)
+            on_progress(Progress(call["epoch"], call["words"], total, loss, call["lr"], rate, el))
 
     def end_epoch(epoch):
         nonlocal t0
@@ -394,18 +415,39 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             on_epoch_end(epoch, state)
             t0 += time.perf_counter() - paused
 
-    for epoch, prog, block in _prefetch(host_blocks()):
-        if pending is not None and epoch != pending[1]:
+    def save(position):
+        nonlocal t0
+        paused = time.perf_counter()
+        checkpointer.save(state, position)
+        t0 += time.perf_counter() - paused
+
+    position = start
+    if checkpointer is not None and checkpointer.last_step is None:
+        save(position)  # a first good checkpoint, for runs that diverge before the first interval
+    pending = None  # the call in flight: its loss is read one call late
+    for epoch, b, prog, block in _prefetch(host_blocks()):
+        if pending is not None and epoch != pending["epoch"]:
             report(pending)
-            pending = None
-            end_epoch(epoch - 1)
-        state, stats = run_steps(state, table, block, cfg=cfg)
+            end_epoch(pending["epoch"])
+        state, (loss, count) = run_steps(state, table, block, cfg=cfg)
         if pending is not None:
             report(pending)
-        pending = (stats, epoch, prog, float(block["lr"][-1]))
+        pending = {"loss": loss, "count": count, "epoch": epoch, "words": words_done(epoch, prog),
+                   "lr": float(block["lr"][-1]), "reported": False}
+        position = (Position(epoch + 1, 0, pending["words"]) if prog >= 1.0
+                    else Position(epoch, b + 1, pending["words"]))
+        stop = should_stop is not None and should_stop()
+        if checkpointer is not None and (stop or checkpointer.due(position.words)):
+            report(pending)
+            save(position)
+        if stop:
+            raise Interrupted(None if checkpointer is None else checkpointer.last_step)
     if pending is not None:
         report(pending)
-        end_epoch(pending[1])
+        end_epoch(pending["epoch"])
+    if checkpointer is not None:
+        save(position)
+        checkpointer.wait()
     jax.block_until_ready(state)
     return state
 

@@ -102,7 +102,7 @@ class KeyedVectors:
                 if binary:
                     f.write(w.encode("utf-8") + b" " + v.tobytes() + b"\n")
                 else:
-                    f.write((w + " " + " ".join(f"{x:.6g}" for x in v) + "\n").encode("utf-8"))
+                    f.write((w + " " + " ".join(f"{x:.9g}" for x in v) + "\n").encode("utf-8"))
         os.replace(tmp, path)
 
     @classmethod

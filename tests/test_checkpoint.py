@@ -1,0 +1,198 @@
+"""Checkpoints: exact resume after a stop, a SIGKILL mid-run and mid-save; corrupt
+checkpoints; the run lock; divergence keeps the last good checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import planted_topics_text
+from w2v_jax.checkpoint import CHECKPOINTS, RunLock, restore_latest
+from w2v_jax.cli import main
+from w2v_jax.config import Config
+from w2v_jax.errors import Interrupted, W2VError
+from w2v_jax.run import CheckpointOptions, train_run
+
+HYPER = dict(vector_size=8, window=3, min_count=1, sample=0, batch_size=32,
+             shared_negatives=4, steps_per_call=8, epochs=2, seed=3)
+FLAGS = ["--vector-size", "8", "--window", "3", "--min-count", "1", "--sample", "0",
+         "--batch-size", "32", "--shared-negatives", "4", "--steps-per-call", "8",
+         "--epochs", "2", "--seed", "3", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    p = tmp_path_factory.mktemp("corpus") / "topics.txt"
+    p.write_text(planted_topics_text(n_lines=1500))  # 30k words: ~120 device calls an epoch
+    return p
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """An uninterrupted run's vectors.bin bytes."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    train_run(out, Config(**HYPER), corpus, checkpoints=CheckpointOptions(enabled=False),
+              log=lambda m: None)
+    return (out / "vectors.bin").read_bytes()
+
+
+def _stop_after(n_calls):
+    """A should_stop that asks to stop after the n-th device call."""
+    polls = iter(range(1, 1 << 30))
+    return lambda: next(polls) >= n_calls
+
+
+def test_stop_writes_a_checkpoint_and_resume_is_bit_identical(corpus, reference, tmp_path):
+    out = tmp_path / "run"
+    ck = CheckpointOptions(every_words=5000, keep=2)
+    with pytest.raises(Interrupted) as stopped:
+        train_run(out, Config(**HYPER), corpus, checkpoints=ck, should_stop=_stop_after(150),
+                  log=lambda m: None)
+    assert stopped.value.step == 150 * HYPER["steps_per_call"]  # a checkpoint at the stop
+    assert not (out / "vectors.bin").exists()
+    assert len(list((out / CHECKPOINTS).iterdir())) == 2  # only the last k are kept
+    summary = train_run(out, None, resume=True, checkpoints=ck, log=lambda m: None)
+    assert summary["resumed_from"] == stopped.value.step
+    assert (out / "vectors.bin").read_bytes() == reference
+
+
+def test_unfinished_run_needs_resume_or_overwrite(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(3), log=lambda m: None)
+    with pytest.raises(W2VError, match="unfinished run.*--resume"):
+        train_run(out, Config(**HYPER), corpus, log=lambda m: None)
+    with pytest.raises(W2VError, match="--epochs 5 differ"):
+        train_run(out, None, resume=True, resume_expect={"epochs": 5}, log=lambda m: None)
+    with pytest.raises(W2VError, match="nothing to resume"):
+        train_run(tmp_path / "empty", None, resume=True, log=lambda m: None)
+    # The corpus changed under the checkpoint: refuse rather than train on other data.
+    corpus2 = tmp_path / "other.txt"
+    corpus2.write_text(planted_topics_text(seed=1, n_lines=1500))
+    with pytest.raises(W2VError, match="not .*other.txt"):
+        train_run(out, None, corpus2, resume=True, log=lambda m: None)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(40),
+                  checkpoints=CheckpointOptions(every_words=5000, keep=3), log=lambda m: None)
+    steps = sorted(int(p.name) for p in (out / CHECKPOINTS).iterdir())
+    assert len(steps) == 3
+    # Flip bytes in every data file of the newest checkpoint.
+    for f in (out / CHECKPOINTS / str(steps[-1]) / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 64 and "ocdbt.process" in str(f.parent):
+            data = bytearray(f.read_bytes())
+            data[len(data) // 2: len(data) // 2 + 16] = b"\xff" * 16
+            f.write_bytes(bytes(data))
+    warnings = []
+    got = restore_latest(out / CHECKPOINTS, warn=warnings.append)
+    assert got.step == steps[-2]
+    assert len(warnings) == 1 and f"{steps[-1]} is unusable" in warnings[0]
+    # Truncate the other two: none usable is a clear error.
+    for step in steps[:-1]:
+        for f in (out / CHECKPOINTS / str(step)).rglob("*"):
+            if f.is_file() and f.stat().st_size > 64:
+                f.write_bytes(f.read_bytes()[:10])
+    with pytest.raises(W2VError, match="no usable checkpoint"):
+        restore_latest(out / CHECKPOINTS, warn=warnings.append)
+
+
+def test_second_process_into_the_same_run_refuses(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock(out):
+        assert main(["train", "--out", str(out), "--epochs", "1", "--no-progress"]) == 2
+    assert f"another w2v-jax process (pid {os.getpid()}) is training into" in capsys.readouterr().err
+    assert not (out / "vectors.bin").exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS,
+                 "--alpha", "1e30", "--min-alpha", "1e30"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "diverged" in err and "last good checkpoint (step 0)" in err and "lower --alpha" in err
+    got = restore_latest(out / CHECKPOINTS)
+    assert got.step == 0 and np.isfinite(got.w_in).all()
+
+
+# --- Real processes, killed with SIGKILL or stopped with SIGTERM -----------------------
+
+_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    kill_at_save = int(os.environ.get("KILL_AT_SAVE", "0"))
+    if kill_at_save:
+        # SIGKILL this process in the middle of save number KILL_AT_SAVE: after its data
+        # are written to Orbax's temporary directory, before it is renamed into place.
+        real_rename, seen = os.rename, []
+        def rename(src, dst, *a, **k):
+            if str(src).endswith(".orbax-checkpoint-tmp") and \\
+                    os.path.basename(os.path.dirname(str(dst))) == "checkpoints":
+                seen.append(dst)
+                if len(seen) == kill_at_save:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real_rename(src, dst, *a, **k)
+        os.rename = rename
+    from w2v_jax.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+# The CLI tunes XLA_FLAGS when unset; pin them to this process's so that the
+# subprocesses compute exactly what the in-process reference run computed.
+_ENV = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", ""))
+
+
+def _spawn(args, **env):
+    return subprocess.Popen([sys.executable, "-c", _DRIVER, "train", *args],
+                            env=dict(_ENV, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+
+
+def _wait_for_checkpoints(out, n, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        d = out / CHECKPOINTS
+        if d.is_dir() and sum(p.name.isdigit() for p in d.iterdir()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} checkpoints before the process ended: {proc.communicate()}")
+
+
+@pytest.mark.parametrize("how", ["sigkill-mid-run", "sigkill-mid-save", "sigterm"])
+def test_killed_process_resumes_to_the_uninterrupted_vectors(corpus, reference, tmp_path, how):
+    out = tmp_path / "run"
+    args = ["--corpus", str(corpus), "--out", str(out), *FLAGS, "--checkpoint-every-words", "4000"]
+    if how == "sigkill-mid-save":
+        proc = _spawn(args, KILL_AT_SAVE="3")
+        proc.wait(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+        assert list((out / CHECKPOINTS).glob("*.orbax-checkpoint-tmp*")), "not killed mid-save"
+    else:
+        proc = _spawn(args)
+        _wait_for_checkpoints(out, 3, proc)
+        proc.send_signal(signal.SIGKILL if how == "sigkill-mid-run" else signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        if how == "sigterm":
+            assert proc.returncode == 128 + signal.SIGTERM, err
+            assert "continue with: w2v-jax train --resume" in err
+        else:
+            assert proc.returncode == -signal.SIGKILL
+    assert not (out / "vectors.bin").exists()
+    resumed = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--resume", str(out),
+                              "--no-progress"], capture_output=True, text=True, timeout=120,
+                             env=_ENV,
+                             cwd=Path(__file__).resolve().parents[1])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from checkpoint step" in resumed.stderr
+    assert (out / "vectors.bin").read_bytes() == reference
+    assert not list((out / CHECKPOINTS).glob("*.orbax-checkpoint-tmp*"))  # cleaned up

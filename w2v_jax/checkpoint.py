@@ -1,0 +1,243 @@
+"""Checkpoints: the training state and where the data stream stands, saved with Orbax.
+
+A checkpoint is one Orbax step directory (``RUN_DIR/checkpoints/<sgd step>/``) with
+two items:
+
+- ``state``: ``w_in`` f32[V, d], ``w_out`` f32[V, d], ``step`` (SGD steps taken) and
+  ``key`` (the run's PRNG key data). Plain SGD has no optimizer state beyond the step
+  and the learning-rate schedule position, which ``position`` fixes.
+- ``meta`` (JSON): the :class:`Position` (epoch, blocks of it done, raw words done),
+  the config, the vocabulary (words and counts), the corpus path, and a CRC-32 of each
+  table so that a corrupt or truncated checkpoint is detected on restore.
+
+Everything the trainer draws is a function of (seed, epoch) for the data and
+(key, step) for the negatives, so a state restored at a block boundary continues
+exactly as if training had never stopped: on CPU the final vectors are bit-identical.
+
+Saves are asynchronous: the tables are copied to host memory (~2·V·d·4 bytes, tens of
+milliseconds) and Orbax writes them in a background thread into a temporary directory
+that is renamed only when complete, so a kill during a save leaves the previous
+checkpoint as the latest usable one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from w2v_jax.errors import W2VError
+
+CHECKPOINTS = "checkpoints"
+LOCK = ".lock"
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where training stands in the data: the next block to run is ``block`` of ``epoch``.
+
+    Attributes:
+      epoch: 0-based epoch; ``epoch == epochs`` once training is complete.
+      block: device blocks (``steps_per_call`` steps each) of that epoch already done.
+      words: raw corpus words processed so far, all epochs (for progress and ETA).
+    """
+
+    epoch: int = 0
+    block: int = 0
+    words: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A checkpoint read back: host arrays, the position and the saved metadata."""
+
+    step: int
+    w_in: np.ndarray  # f32[V, d]
+    w_out: np.ndarray  # f32[V, d]
+    key_data: np.ndarray  # u32[...] the PRNG key's data
+    position: Position
+    meta: dict[str, Any]
+
+    def train_state(self):
+        """The :class:`w2v_jax.train.TrainState` to continue from."""
+        from w2v_jax.train import TrainState
+
+        return TrainState(jnp.asarray(self.w_in), jnp.asarray(self.w_out),
+                          jnp.asarray(self.step, jnp.int32),
+                          jax.random.wrap_key_data(jnp.asarray(self.key_data)))
+
+
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel())
+
+
+def _manager(directory: Path, keep: int | None = None):
+    """An Orbax manager; it removes the temporary directories of saves that were killed
+    (callers hold the run's lock, so no other process is saving there)."""
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(directory.absolute(), options=options)
+
+
+class Checkpointer:
+    """Saves checkpoints every ``every_words`` raw words and/or ``every_seconds``.
+
+    Args:
+      directory: the checkpoint directory (``RUN_DIR/checkpoints``).
+      meta: JSON-able data saved in every checkpoint (config, vocabulary, corpus).
+      keep: number of most recent checkpoints kept.
+      every_words, every_seconds: save intervals; None disables that trigger.
+    """
+
+    def __init__(self, directory: str | os.PathLike, meta: dict[str, Any], keep: int = 3,
+                 every_words: int | None = None, every_seconds: float | None = None):
+        if keep < 1:
+            raise W2VError(f"--keep-checkpoints must be at least 1, got {keep}")
+        for name, v in (("--checkpoint-every-words", every_words),
+                        ("--checkpoint-every-minutes", every_seconds)):
+            if v is not None and v <= 0:
+                raise W2VError(f"{name} must be positive, got {v}")
+        self.directory = Path(directory)
+        self._meta = meta
+        self._every_words = every_words
+        self._every_seconds = every_seconds
+        self._mngr = _manager(self.directory, keep)
+        self._last_words = 0
+        self._last_time = time.monotonic()
+        self.last_step: int | None = self._mngr.latest_step()
+
+    def due(self, words: int) -> bool:
+        """Whether a periodic save is due after ``words`` raw words."""
+        return ((self._every_words is not None
+                 and words - self._last_words >= self._every_words)
+                or (self._every_seconds is not None
+                    and time.monotonic() - self._last_time >= self._every_seconds))
+
+    def save(self, state, position: Position) -> int:
+        """Starts saving ``state`` (a TrainState) at ``position``; returns its step.
+
+        Blocks only to copy the tables to host memory. A state with NaN or inf is
+        refused (W2VError), so the latest checkpoint is always a usable one.
+        """
+        import orbax.checkpoint as ocp
+
+        step = int(state.step)
+        self._last_words, self._last_time = position.words, time.monotonic()
+        if step == self.last_step:
+            return step
+        # Copies, not views: the trainer donates these buffers to its next call.
+        w_in = np.array(state.w_in, copy=True)
+        w_out = np.array(state.w_out, copy=True)
+        if not (np.isfinite(w_in).all() and np.isfinite(w_out).all()):
+            raise W2VError("training diverged (NaN/inf in the vectors); lower --alpha")
+        key_data = np.array(jax.random.key_data(state.key), copy=True)
+        meta = dict(self._meta, position=dataclasses.asdict(position), step=step,
+                    crc32={"w_in": _crc(w_in), "w_out": _crc(w_out)}, saved_at=time.time())
+        tree = {"w_in": w_in, "w_out": w_out, "step": np.int64(step), "key": key_data}
+        self._mngr.wait_until_finished()  # one save in flight at a time bounds the memory
+        self._mngr.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)))
+        self.last_step = step
+        return step
+
+    def wait(self) -> None:
+        """Blocks until the save in flight (if any) is on disk."""
+        self._mngr.wait_until_finished()
+
+    def close(self) -> None:
+        self._mngr.wait_until_finished()
+        self._mngr.close()
+
+
+def _warn_stderr(msg: str) -> None:
+    print(f"w2v-jax: warning: {msg}", file=sys.stderr)
+
+
+def restore_latest(directory: str | os.PathLike,
+                   warn: Callable[[str], None] = _warn_stderr) -> Restored | None:
+    """The newest checkpoint in ``directory`` that reads back intact, or None if there is none.
+
+    A checkpoint that fails to load or whose tables do not match their saved CRC-32 is
+    skipped with a one-line warning and the previous one is tried. If checkpoints exist
+    but none is usable, raises W2VError.
+    """
+    import orbax.checkpoint as ocp
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    mngr = _manager(directory)
+    try:
+        steps = sorted(mngr.all_steps(), reverse=True)
+        for step in steps:
+            try:
+                got = mngr.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+                tree, meta = got["state"], got["meta"]
+                w_in, w_out = np.asarray(tree["w_in"]), np.asarray(tree["w_out"])
+                if (_crc(w_in), _crc(w_out)) != (meta["crc32"]["w_in"], meta["crc32"]["w_out"]):
+                    raise ValueError("the tables do not match their saved checksums")
+                return Restored(step, w_in, w_out, np.asarray(tree["key"]),
+                                Position(**meta["position"]), meta)
+            except Exception as e:  # noqa: BLE001 - any failure means: try the previous one
+                reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                warn(f"checkpoint {directory / str(step)} is unusable ({reason}); "
+                     "falling back to the previous one")
+        if steps:
+            raise W2VError(f"no usable checkpoint in {directory} ({len(steps)} found, all "
+                           "corrupt); start over with --overwrite")
+        return None
+    finally:
+        mngr.close()
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a process trains into it.
+
+    Uses ``flock`` on ``RUN_DIR/.lock``: the OS releases it when the process dies, so a
+    killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK
+        self._f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            self._f.seek(0)
+            holder = self._f.read().strip() or "unknown"
+            self._f.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise W2VError(f"another w2v-jax process (pid {holder}) is training into "
+                               f"{run_dir}; wait for it or choose another --out") from None
+            raise
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(str(os.getpid()))
+        self._f.flush()
+
+    def release(self) -> None:
+        if not self._f.closed:
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+__all__ = ["CHECKPOINTS", "Checkpointer", "Position", "Restored", "RunLock", "restore_latest"]

@@ -1,0 +1,264 @@
+"""A training run in a directory: lock it, resume it, checkpoint it, finish it.
+
+``train_run`` is what ``w2v-jax train`` (and the experiment runner) calls. A run
+directory holds::
+
+    .lock            flock'ed while a process trains here (a second one refuses)
+    checkpoints/     Orbax checkpoints (w2v_jax.checkpoint), the last k kept
+    metrics.jsonl    progress records, per-epoch scores, a final summary
+    config.json      the config, the corpus, the effective learning rate
+    vocab.txt        word<TAB>count, most frequent first
+    vectors.bin      W_in in word2vec binary format, written last and atomically:
+                     its presence means the run finished
+
+A killed run (no vectors.bin, checkpoints present) is continued with
+``resume=True``; it ends with the same vectors as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from w2v_jax.checkpoint import CHECKPOINTS, Checkpointer, Position, RunLock, restore_latest
+from w2v_jax.config import Config
+from w2v_jax.corpus import embedded_corpus_path, load_corpus
+from w2v_jax.errors import W2VError
+from w2v_jax.train import MetricsWriter, Progress, TrainState, init_state, train
+from w2v_jax.vectors import KeyedVectors
+from w2v_jax.vocab import Vocab
+
+VECTORS = "vectors.bin"
+VOCAB = "vocab.txt"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions:
+    """When to checkpoint: every ``every_words`` raw words and/or ``every_minutes``.
+
+    A checkpoint is also written at the start, on a stop request and at the end;
+    ``keep`` most recent ones are kept. ``enabled=False`` writes none (no resume).
+    """
+
+    every_words: int | None = None
+    every_minutes: float | None = 5.0
+    keep: int = 3
+    enabled: bool = True
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Creates ``out_dir`` and checks that it is writable, before any work is done."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise W2VError(f"cannot write to output directory {out}: {e.strerror or e}; "
+                       "choose another --out") from None
+    return out
+
+
+def _clear_or_refuse(out: Path, overwrite: bool) -> None:
+    """A new run must not mix with an old one: refuse, or (``overwrite``) remove it.
+
+    The vectors go first, so an interrupted clean-up never leaves a run that looks finished.
+    """
+    finished = (out / VECTORS).exists()
+    unfinished = not finished and (out / CHECKPOINTS).exists()
+    if not (finished or unfinished):
+        return
+    if not overwrite:
+        if finished:
+            raise W2VError(f"{out} already holds a finished run ({VECTORS}); "
+                           "choose another --out or pass --overwrite")
+        raise W2VError(f"{out} holds an unfinished run's checkpoints; continue it with "
+                       f"--resume {out} or start over with --overwrite")
+    for name in (VECTORS, VOCAB, CONFIG, METRICS):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
+def save_run(out_dir: str | os.PathLike, config: Config, vocab: Vocab, wv: KeyedVectors,
+             extra: dict | None = None) -> None:
+    """Writes vocab.txt, config.json and, last and atomically, vectors.bin."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab.save(out / VOCAB)
+    cfg = config.to_dict() | {"effective_alpha": config.learning_rate} | (extra or {})
+    (out / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    wv.save_word2vec_format(out / VECTORS, binary=True)
+
+
+def initial_vectors(path: str | os.PathLike, vocab: Vocab, config: Config,
+                    log: Callable[[str], None] = _stderr) -> TrainState:
+    """A fresh TrainState whose W_in rows come from a word2vec file where it has the word.
+
+    Words the file lacks keep word2vec's random initialisation; W_out starts at zero.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    kv = KeyedVectors.load_word2vec_format(path)
+    if kv.vector_size != config.vector_size:
+        raise W2VError(f"--init-vectors {path} has dimension {kv.vector_size} but "
+                       f"--vector-size is {config.vector_size}; make them equal")
+    state = init_state(jax.random.key(config.seed), len(vocab), config.vector_size)
+    w_in = np.array(state.w_in)
+    found = [(i, kv.index(w)) for i, w in enumerate(vocab.words) if w in kv]
+    if found:
+        ours, theirs = map(np.asarray, zip(*found))
+        w_in[ours] = kv.vectors[theirs]
+    log(f"initialised {len(found):,} of {len(vocab):,} vocabulary rows from {path}")
+    return state._replace(w_in=jnp.asarray(w_in))
+
+
+def _vocab_meta(vocab: Vocab) -> dict[str, Any]:
+    return {"words": list(vocab.words), "counts": vocab.counts.tolist()}
+
+
+def train_run(out_dir: str | os.PathLike, config: Config | None = None,
+              corpus_path: str | os.PathLike | None = None, *, resume: bool = False,
+              resume_expect: dict[str, Any] | None = None,
+              overwrite: bool = False, init_vectors: str | os.PathLike | None = None,
+              checkpoints: CheckpointOptions = CheckpointOptions(),
+              eval_each_epoch: bool = False,
+              on_progress: Callable[[Progress], None] | None = None,
+              on_start: Callable[[Config, Position, int], None] | None = None,
+              should_stop: Callable[[], bool] | None = None,
+              log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """Trains into ``out_dir`` (or continues the run there) and writes the run files.
+
+    Args:
+      out_dir: the run directory.
+      config: the hyper-parameters of a new run; with ``resume``, None (the
+        checkpoint's config is used) or equal to it.
+      corpus_path: text file; default the embedded corpus (with ``resume``: the
+        checkpoint's corpus).
+      resume: continue from the latest usable checkpoint in ``out_dir``.
+      resume_expect: config fields the caller asked for explicitly; with ``resume``, any
+        that differ from the checkpoint's config are an error rather than ignored.
+      overwrite: replace a finished or unfinished run in ``out_dir``.
+      init_vectors: word2vec file whose vectors initialise W_in (new runs only).
+      checkpoints: when to save checkpoints.
+      eval_each_epoch: score the bundled analogy and WordSim-353 sets after each epoch.
+      on_progress: receives each :class:`w2v_jax.train.Progress` (also written to metrics).
+      on_start: called with (config, start position, total words) before training.
+      should_stop: polled between device calls; true → checkpoint and raise
+        :class:`w2v_jax.errors.Interrupted`.
+      log: where one-line messages go.
+    Returns:
+      The summary record also written to metrics.jsonl (``"resumed_from"``: the step,
+      ``"already_finished"``: True if a resumed run had nothing left to do).
+    """
+    out = prepare_out_dir(out_dir)
+    with RunLock(out):
+        restored = None
+        if resume:
+            restored = restore_latest(out / CHECKPOINTS, warn=lambda m: log(f"w2v-jax: warning: {m}"))
+            if restored is None:
+                raise W2VError(f"nothing to resume in {out}: it has no checkpoints; "
+                               "start a new run with --out")
+            saved = Config.from_dict(restored.meta["config"])
+            asked = (config.to_dict() if config is not None else {}) | (resume_expect or {})
+            diff = {k: v for k, v in asked.items() if saved.to_dict()[k] != v}
+            if diff:
+                flags = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in diff.items())
+                raise W2VError(f"--resume continues the checkpoint's config; {flags} differ(s) "
+                               "from it: drop them or start a new run")
+            config = saved
+            saved_corpus = restored.meta["corpus"]
+            if corpus_path is not None and str(corpus_path) != saved_corpus:
+                raise W2VError(f"--resume continues on the checkpoint's corpus {saved_corpus}, "
+                               f"not {corpus_path}")
+            corpus_path = saved_corpus
+            if (out / VECTORS).exists() and restored.position.epoch >= config.epochs:
+                log(f"{out} has already finished; nothing to resume")
+                return {"event": "done", "already_finished": True}
+        else:
+            _clear_or_refuse(out, overwrite)
+        config = config or Config()
+        corpus_path = corpus_path or embedded_corpus_path()
+
+        t0 = time.perf_counter()
+        vocab, corpus = load_corpus(corpus_path, config.min_count, config.max_vocab_size)
+        t_load = time.perf_counter() - t0
+        log(f"corpus {corpus_path}: {corpus.raw_words:,} words, vocabulary {len(vocab):,} "
+            f"(min_count={config.min_count}), read in {t_load:.1f}s")
+        state, start = None, Position()
+        if restored is not None:
+            if _vocab_meta(vocab) != restored.meta["vocab"]:
+                raise W2VError(f"corpus {corpus_path} has changed since the checkpoint was "
+                               "written (its vocabulary differs); resume needs the same corpus")
+            state, start = restored.train_state(), restored.position
+            log(f"resuming from checkpoint step {restored.step} (epoch {start.epoch + 1}, "
+                f"{start.words:,} words done)")
+        elif init_vectors is not None:
+            state = initial_vectors(init_vectors, vocab, config, log)
+
+        metrics = MetricsWriter(out / METRICS)
+        checkpointer = None
+        if checkpoints.enabled:
+            minutes = checkpoints.every_minutes
+            checkpointer = Checkpointer(
+                out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,
+                every_seconds=None if minutes is None else minutes * 60.0,
+                meta={"config": config.to_dict(), "corpus": str(corpus_path),
+                      "vocab": _vocab_meta(vocab), "format": 1})
+
+        def progress(p: Progress) -> None:
+            metrics(p)
+            if on_progress is not None:
+                on_progress(p)
+
+        def epoch_end(epoch: int, st: TrainState) -> None:
+            from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+
+            kv = KeyedVectors(vocab.words, np.asarray(st.w_in))
+            a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
+            s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
+            metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": a["accuracy"],
+                           "analogy_answered": a["answered"], "wordsim": s["spearman"]})
+            log(f"epoch {epoch + 1}: analogy {a['accuracy'] or 0:.4f}, "
+                f"WordSim-353 {s['spearman'] or 0:.4f}")
+
+        if on_start is not None:
+            on_start(config, start, config.epochs * corpus.raw_words)
+        t1 = time.perf_counter()
+        try:
+            state = train(config, vocab, corpus, progress, state,
+                          epoch_end if eval_each_epoch else None, start=start,
+                          checkpointer=checkpointer, should_stop=should_stop)
+            t_train = time.perf_counter() - t1
+            words = config.epochs * corpus.raw_words - start.words
+            summary = {"event": "done", "corpus": str(corpus_path),
+                       "raw_words": corpus.raw_words, "vocab_size": len(vocab),
+                       "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
+                       "words_per_sec": round(words / max(t_train, 1e-9)),
+                       "resumed_from": None if restored is None else restored.step}
+            metrics.write(summary)
+        finally:  # on a stop request too: the final checkpoint must be on disk before exit
+            if checkpointer is not None:
+                checkpointer.close()
+            metrics.close()
+        save_run(out, config, vocab, KeyedVectors(vocab.words, np.asarray(state.w_in)),
+                 {"corpus": str(corpus_path)})
+        return summary
+
+
+__all__ = ["CheckpointOptions", "initial_vectors", "prepare_out_dir", "save_run", "train_run"]
