@@ -81,13 +81,14 @@ def _crc(a: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel())
 
 
-def _manager(directory: Path, keep: int | None = None):
-    """An Orbax manager; it removes the temporary directories of saves that were killed
-    (callers hold the run's lock, so no other process is saving there)."""
+def _manager(directory: Path, keep: int | None = None, writer: bool = False):
+    """An Orbax manager. A writer (which holds the run's lock, so no other process is
+    saving there) removes the temporary directories of saves that were killed; a reader
+    leaves them alone, since a training process may be writing one."""
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
-                                           cleanup_tmp_directories=True)
+                                           create=writer, cleanup_tmp_directories=writer)
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
@@ -113,7 +114,7 @@ class Checkpointer:
         self._meta = meta
         self._every_words = every_words
         self._every_seconds = every_seconds
-        self._mngr = _manager(self.directory, keep)
+        self._mngr = _manager(self.directory, keep, writer=True)
         self._last_words = 0
         self._last_time = time.monotonic()
         self.last_step: int | None = self._mngr.latest_step()

@@ -1,9 +1,11 @@
 """``w2v-jax``: the command line, thin over the library.
 
     w2v-jax train [--corpus PATH] --out DIR [--sg 1|0 --vector-size ... ]
+    w2v-jax train --resume DIR
     w2v-jax eval RUN_DIR_OR_VECTORS [--analogies FILE] [--similarity FILE ...]
     w2v-jax similar RUN_DIR WORD [--topn N]
     w2v-jax analogy RUN_DIR A B C [--topn N]
+    w2v-jax export RUN_DIR FILE [--which in|out|sum] [--text]
 
 User errors print one line (``w2v-jax: error: ...``) and exit 2; ``--debug`` shows
 the traceback instead.
@@ -232,6 +234,27 @@ def _neighbours(args, positive: list[str], negative: list[str]) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a run's vectors as a word2vec file",
+                       description="Export W_in, W_out or W_in + W_out of a run in the word2vec "
+                       "binary or text format (read by gensim, word2vec C and fastText).")
+    p.add_argument("run", help="run directory")
+    p.add_argument("path", help="file to write")
+    p.add_argument("--which", choices=("in", "out", "sum"), default="in",
+                   help="W_in (word vectors, default), W_out (context vectors) or their sum")
+    p.add_argument("--text", action="store_true", help="text format instead of binary")
+    p.set_defaults(func=_export)
+
+
+def _export(args) -> int:
+    from w2v_jax.interop import export
+
+    kv = export(args.run, args.path, args.which, binary=not args.text)
+    print(f"wrote {len(kv):,} × {kv.vector_size} {args.which} vectors to {args.path}",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -239,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_neighbours(sub)
+    _add_export(sub)
     return p
 
 
