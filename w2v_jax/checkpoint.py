@@ -104,12 +104,6 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, meta: dict[str, Any], keep: int = 3,
                  every_words: int | None = None, every_seconds: float | None = None):
-        if keep < 1:
-            raise W2VError(f"--keep-checkpoints must be at least 1, got {keep}")
-        for name, v in (("--checkpoint-every-words", every_words),
-                        ("--checkpoint-every-minutes", every_seconds)):
-            if v is not None and v <= 0:
-                raise W2VError(f"{name} must be positive, got {v}")
         self.directory = Path(directory)
         self._meta = meta
         self._every_words = every_words

@@ -255,10 +255,17 @@ def _export(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line like every other error (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"w2v-jax: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_eval(sub)
     _add_neighbours(sub)
@@ -291,7 +298,10 @@ def tune_xla_cpu() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tune_xla_cpu()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad flag already reported in one line
+        return e.code if isinstance(e.code, int) else 0
     try:
         return args.func(args)
     except W2VError as e:

@@ -21,6 +21,7 @@ from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, build_vocab
 
 _BLOCK = 1 << 21  # bytes read at a time; bounds the Python strings alive at once
+_MAX_WORD = 1 << 20  # a "word" longer than this means the file is not a text corpus
 
 
 def embedded_corpus_path() -> Path:
@@ -42,6 +43,12 @@ class Corpus:
     ids: np.ndarray
     sentence_lengths: np.ndarray
     raw_words: int
+
+    def check_trainable(self) -> None:
+        """Raises W2VError unless there is at least one pair of words to train on."""
+        if self.ids.size < 2:
+            raise W2VError("the corpus has fewer than 2 in-vocabulary words; nothing to train "
+                           "on (use a larger corpus or lower --min-count)")
 
     def sentence_ids(self) -> np.ndarray:
         """i32[N] the sentence index of every token."""
@@ -74,6 +81,10 @@ def _blocks(path: Path):
                 buf = carry + raw
                 cut = max(buf.rfind(b" "), buf.rfind(b"\n"), buf.rfind(b"\t"), buf.rfind(b"\r"))
                 if cut < 0:
+                    if len(buf) > _MAX_WORD:  # bounded memory for whitespace-free input
+                        raise W2VError(
+                            f"corpus {path} has no whitespace in {len(buf):,} bytes from byte "
+                            f"offset {offset}; it is not a text corpus of space-separated words")
                     carry = buf  # no whitespace yet: the word goes on
                     continue
                 carry = buf[cut + 1:]
@@ -147,4 +158,5 @@ def load_corpus(path: str | os.PathLike, min_count: int = 5,
     kept_lengths = np.add.reduceat(keep, starts, dtype=np.int64)  # in-vocabulary per line
     corpus = Corpus(ids=tokens[keep], sentence_lengths=kept_lengths[kept_lengths > 0],
                     raw_words=raw_words)
+    corpus.check_trainable()
     return vocab, corpus

@@ -55,6 +55,14 @@ class CheckpointOptions:
     keep: int = 3
     enabled: bool = True
 
+    def __post_init__(self):
+        if self.keep < 1:
+            raise W2VError(f"--keep-checkpoints must be at least 1, got {self.keep}")
+        for name, v in (("--checkpoint-every-words", self.every_words),
+                        ("--checkpoint-every-minutes", self.every_minutes)):
+            if v is not None and v <= 0:
+                raise W2VError(f"{name} must be positive, got {v}")
+
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)

@@ -365,9 +365,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     Returns:
       The final TrainState; ``np.asarray(state.w_in)`` are the word vectors.
     """
-    if corpus.ids.size < 2:
-        raise W2VError("the corpus has fewer than 2 in-vocabulary words; nothing to train on "
-                       "(use a larger corpus or lower --min-count)")
+    corpus.check_trainable()
     cfg = config
     if state is None:
         state = init_state(jax.random.key(cfg.seed), len(vocab), cfg.vector_size)

@@ -133,6 +133,8 @@ class KeyedVectors:
                 else:
                     end = data.index(b"\n", pos)
                     parts = data[pos:end].decode("utf-8").rstrip().split(" ")
+                    if len(parts) != d + 1:  # else numpy would broadcast a short row
+                        raise ValueError
                     words.append(parts[0])
                     rows[i] = np.asarray(parts[1:], dtype=np.float32)
                     pos = end + 1

@@ -1,0 +1,144 @@
+"""Hostile input, through the CLI as a user meets it: one line ``w2v-jax: error: ...``,
+exit 2, no traceback, no vectors left behind. (Divergence and corrupt checkpoints are
+in test_checkpoint.py.)"""
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2v_jax import Config, load_corpus, train
+from w2v_jax.cli import main
+from w2v_jax.errors import W2VError
+
+FAST = ["--vector-size", "8", "--epochs", "1", "--no-progress"]
+
+
+def _fails(capsys, argv, match):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("w2v-jax: error: "), err
+    assert match in lines[0], err
+    assert "Traceback" not in err
+
+
+def _garbage():
+    return np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("case, content, flags, match", [
+    ("empty file", b"", [], "has no words (empty or whitespace only)"),
+    ("whitespace only", b" \n\t\r\n   \n", [], "has no words (empty or whitespace only)"),
+    ("a single word", b"hello\n", ["--min-count", "1"], "fewer than 2 in-vocabulary words"),
+    ("every word below min_count", b"a b c d a b\n", ["--min-count", "3"], "lower --min-count"),
+    ("binary garbage", _garbage(), [], "is not valid UTF-8 (bad byte at offset"),
+    ("latin-1 text", "caf\xe9 cr\xe8me\n".encode("latin-1"), [], "iconv"),
+    ("truncated gzip", gzip.compress(b"a b c " * 5000)[:60], [], "could not read corpus"),
+])
+def test_bad_corpus_content(tmp_path, capsys, case, content, flags, match):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    out = tmp_path / "run"
+    _fails(capsys, ["train", "--corpus", str(corpus), "--out", str(out), *FAST, *flags], match)
+    assert not (out / "vectors.bin").exists()
+
+
+def test_bad_corpus_paths(tmp_path, capsys, monkeypatch):
+    out = ["--out", str(tmp_path / "run"), *FAST]
+    _fails(capsys, ["train", "--corpus", str(tmp_path / "missing.txt"), *out], "does not exist")
+    _fails(capsys, ["train", "--corpus", str(tmp_path), *out], "is a directory")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("a b c\n")
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything: make the check see what a user would
+        monkeypatch.setattr("w2v_jax.corpus.os.access", lambda p, mode: False)
+    _fails(capsys, ["train", "--corpus", str(locked), *out], "is not readable")
+
+
+def test_a_one_gigabyte_file_without_line_breaks_in_bounded_memory(tmp_path):
+    # 1 GiB with no newline and no whitespace (sparse: NUL bytes, no disk used). The
+    # reader must give up after a bounded prefix instead of buffering the "word".
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from this (large) process.
+    driver = ("import sys\nfrom w2v_jax.cli import main\ncode = main(sys.argv[1:])\n"
+              "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+              "print('peak_kb', hwm.split()[1], file=sys.stderr)\nsys.exit(code)\n")
+    r = subprocess.run([sys.executable, "-c", driver, "train", "--corpus", str(big),
+                        "--out", str(tmp_path / "run"), "--no-progress"],
+                       capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert lines[0].startswith("w2v-jax: error: ") and "no whitespace" in lines[0]
+    peak_mb = int(lines[-1].split()[1]) / 1024
+    assert peak_mb < 400, peak_mb  # the CLI with JAX loaded takes ~150 MB; 1 GiB cannot fit
+
+
+def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in rng.integers(0, 30, 6000)]
+    lines = [" ".join(words[i:i + 20]) for i in range(0, 6000, 20)]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    crlf_tabs = tmp_path / "crlf.txt"
+    crlf_tabs.write_bytes(("\r\n".join(" \t".join(line.split(" ")) for line in lines)
+                           + "\r\n").encode())
+    cfg = Config(vector_size=8, window=3, min_count=1, sample=0, epochs=1, batch_size=32,
+                 shared_negatives=4, steps_per_call=8)
+    results = []
+    for path in (plain, crlf_tabs):
+        vocab, corpus = load_corpus(path, min_count=1)
+        results.append((vocab.words, np.asarray(train(cfg, vocab, corpus).w_in)))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    # All on one 6000-word line: one sentence, every word kept.
+    one_line = tmp_path / "one.txt"
+    one_line.write_text(" ".join(words))
+    vocab, corpus = load_corpus(one_line, min_count=1)
+    assert corpus.raw_words == 6000 and corpus.sentence_lengths.tolist() == [6000]
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--window", "abc"], "argument --window: invalid int value: 'abc'"),
+    (["--alpha", "fast"], "argument --alpha: invalid float value: 'fast'"),
+    (["--window", "-2"], "window must be a positive integer, got -2"),
+    (["--sample", "-1"], "sample must be >= 0"),
+    (["--min-alpha", "1"], "min_alpha (1.0) must not exceed alpha (0.025)"),
+    (["--batch-size", "100", "--shared-negatives", "8"], "must be a multiple of shared_negatives"),
+    (["--sampler", "magic"], "invalid choice: 'magic'"),
+    (["--checkpoint-every-words", "0"], "--checkpoint-every-words must be positive"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1"),
+])
+def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
+    _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST, *flags], match)
+    assert not (tmp_path / "run" / "vectors.bin").exists()
+
+
+def test_config_values_of_the_wrong_type():
+    with pytest.raises(W2VError, match="window must be an integer, got '5'"):
+        Config.from_dict({"window": "5"})
+    with pytest.raises(W2VError, match="alpha must be a number or None, got 'x'"):
+        Config.from_dict({"alpha": "x"})
+    with pytest.raises(W2VError, match="unknown config field"):
+        Config.from_dict({"windw": 5})
+
+
+def test_bad_vectors_files(tmp_path, capsys):
+    bad_header = tmp_path / "header.txt"
+    bad_header.write_text("this is not a header\nking 0.1 0.2\n")
+    _fails(capsys, ["eval", str(bad_header)], "bad header")
+    good = tmp_path / "good.txt"
+    good.write_text("3 2\nking 0.1 0.2\nqueen 0.2 0.1\nman 0.3 0.3\n")
+    truncated = tmp_path / "cut.txt"
+    truncated.write_text("3 2\nking 0.1 0.2\nqueen 0.2\n")
+    _fails(capsys, ["similar", str(truncated), "king"], "truncated or malformed at entry 2 of 3")
+    _fails(capsys, ["similar", str(good), "nobody"], "not in the vocabulary")
+    _fails(capsys, ["similar", str(tmp_path / "none.bin"), "king"], "does not exist")
