@@ -112,6 +112,8 @@ class Checkpointer:
         self._last_words = 0
         self._last_time = time.monotonic()
         self.last_step: int | None = self._mngr.latest_step()
+        self.saves = 0
+        self.blocking_seconds = 0.0  # time training waited on saves (copies, previous save)
 
     def due(self, words: int) -> bool:
         """Whether a periodic save is due after ``words`` raw words."""
@@ -129,7 +131,8 @@ class Checkpointer:
         import orbax.checkpoint as ocp
 
         step = int(state.step)
-        self._last_words, self._last_time = position.words, time.monotonic()
+        t0 = self._last_time = time.monotonic()
+        self._last_words = position.words
         if step == self.last_step:
             return step
         # Copies, not views: the trainer donates these buffers to its next call.
@@ -145,6 +148,8 @@ class Checkpointer:
         self._mngr.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)))
         self.last_step = step
+        self.saves += 1
+        self.blocking_seconds += time.monotonic() - t0
         return step
 
     def wait(self) -> None:

@@ -259,6 +259,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                        "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
                        "words_per_sec": round(words / max(t_train, 1e-9)),
                        "resumed_from": None if restored is None else restored.step}
+            if checkpointer is not None:
+                summary |= {"checkpoint_saves": checkpointer.saves,
+                            "checkpoint_blocking_seconds": round(checkpointer.blocking_seconds, 3)}
             metrics.write(summary)
         finally:  # on a stop request too: the final checkpoint must be on disk before exit
             if checkpointer is not None:
