@@ -18,7 +18,7 @@ import dataclasses
 import json
 import sys
 
-from w2v_jax.config import SAMPLERS, Config
+from w2v_jax.config import OBJECTIVES, SAMPLERS, Config
 from w2v_jax.errors import W2VError
 from w2v_jax.run import CheckpointOptions
 
@@ -57,6 +57,9 @@ def _add_train(sub) -> None:
         default = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                        help=help_ if default is None else f"{help_} (default: {default})")
+    p.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="ns (negative sampling), softmax (vanilla full softmax) or hs "
+                   f"(hierarchical softmax) (default: {defaults.objective})")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help=f"negative sampler (default: {defaults.sampler})")
     p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=None,

@@ -15,6 +15,7 @@ from typing import Any
 from w2v_jax.errors import W2VError
 
 SAMPLERS = ("alias", "cdf", "categorical")
+OBJECTIVES = ("ns", "softmax", "hs")
 CBOW_UPDATES = ("word2vec", "exact")
 
 
@@ -47,6 +48,10 @@ class Config:
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         down a tree of 16-way draws, O(16·log₁₆ V)). All are exact.
       steps_per_call: SGD steps one jitted dispatch runs (``lax.scan``).
+      objective: "ns" (negative sampling, O(K+1) output rows per pair), "softmax"
+        (the vanilla full softmax, O(V) per pair) or "hs" (hierarchical softmax over a
+        Huffman tree, O(log V)); ``negative``, ``ns_exponent``, ``shared_negatives`` and
+        ``sampler`` apply to "ns" only.
       cbow_update: "word2vec" adds the full gradient of the mean context vector to
         every context row (word2vec C and gensim); "exact" adds 1/count of it
         (the true gradient of the loss).
@@ -69,6 +74,7 @@ class Config:
     sampler: str = "alias"
     steps_per_call: int = 256
     cbow_update: str = "word2vec"
+    objective: str = "ns"
 
     def __post_init__(self):
         _validate(self)
@@ -148,5 +154,7 @@ def _validate(c: Config) -> None:
     need(c.batch_size % c.negatives_shared_by == 0,
          f"batch_size ({c.batch_size}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
     need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
+    need(c.objective in OBJECTIVES,
+         f"objective must be one of {', '.join(OBJECTIVES)}, got {c.objective!r}")
     need(c.cbow_update in CBOW_UPDATES,
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")

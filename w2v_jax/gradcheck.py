@@ -12,7 +12,7 @@ agreement to 1e-10 is meaningful.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -45,3 +45,27 @@ def check_gradients(loss_fn: Callable, grads_fn: Callable, args: Sequence,
             if not np.allclose(c, a, rtol=rtol, atol=atol):
                 raise AssertionError(f"argument {i}: closed form differs from autodiff by "
                                      f"{np.max(np.abs(c - a)):.3g}")
+
+
+def check_gradients_at_scales(loss_fn: Callable, grads_fn: Callable,
+                              make_args: Callable[[np.random.Generator, float], Sequence[Any]],
+                              argnums: Sequence[int], scales: Sequence[float] = (0.01, 1.0, 30.0),
+                              seeds: Sequence[int] = (0, 1, 2), rtol: float = 1e-9,
+                              atol: float = 1e-10) -> None:
+    """:func:`check_gradients` on random inputs at several scales.
+
+    Small scales test the linear regime, large ones (scores in the hundreds) the
+    saturated sigmoids and softmaxes where a naive closed form overflows or cancels.
+
+    Args:
+      make_args: ``(rng, scale) -> args``; scale multiplies the float inputs it draws.
+      scales, seeds: every combination is checked.
+    """
+    for scale in scales:
+        for seed in seeds:
+            args = make_args(np.random.default_rng(seed), scale)
+            try:
+                check_gradients(loss_fn, grads_fn, args, argnums, rtol=rtol,
+                                atol=atol * max(1.0, scale ** 2))
+            except AssertionError as e:
+                raise AssertionError(f"{e} (scale {scale}, seed {seed})") from None

@@ -140,6 +140,98 @@ def softmax_grads(h: Array, w_out: Array, target: Array) -> tuple[Array, Array]:
     return e @ w_out, e[:, None] * h[None, :]
 
 
+def softmax_batch_loss(h: Array, w_out: Array, targets: Array, weight: Array) -> Array:
+    """Σ_c Σ_t weight[c, t] · (-log p(targets[c, t] | h[c])): C hidden vectors, T targets each.
+
+    The batched form the trainer uses: a skip-gram centre's 2W context words share one
+    softmax, so its normaliser is computed once per centre, not once per pair.
+
+    Args:
+      h: f[C, d]; w_out: f[V, d]; targets: i[C, T]; weight: f[C, T] (0 for padding).
+    Returns:
+      f[] the summed loss.
+    """
+    scores = h @ w_out.T  # f[C, V]
+    lse = jax.nn.logsumexp(scores, axis=1)
+    picked = jnp.take_along_axis(scores, targets, axis=1)  # f[C, T]
+    return jnp.sum(weight * (lse[:, None] - picked))
+
+
+def softmax_batch_grads(h: Array, w_out: Array, targets: Array,
+                        weight: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`softmax_batch_loss`, as two matmuls.
+
+    With G = n ⊙ softmax(h w_outᵀ) - Y, where n[c] = Σ_t weight[c, t] and Y[c, v] the
+    weight of v among row c's targets: ∂J/∂h = G w_out and ∂J/∂w_out = Gᵀ h (dense).
+
+    Returns:
+      (d_h: f[C, d], d_w_out: f[V, d]).
+    """
+    c = h.shape[0]
+    p = jax.nn.softmax(h @ w_out.T, axis=1)  # f[C, V]
+    n = jnp.sum(weight, axis=1)
+    g = (n[:, None] * p).at[jnp.arange(c)[:, None], targets].add(-weight)
+    return g @ w_out, g.T @ h
+
+
+# ----------------------------------------------------------------------------------
+# Hierarchical softmax: p(w | h) = Π_l σ((1 - 2·code_l) · node_l·h) along w's Huffman path
+# (w2v_jax.huffman builds the codes and the inner-node ids; the trainer keeps the V - 1
+# inner-node vectors in the rows of W_out). O(log V) rows per pair.
+# ----------------------------------------------------------------------------------
+
+
+def hs_loss(h: Array, nodes: Array, codes: Array, mask: Array) -> Array:
+    """-log p(w | h) = -Σ_l mask_l · log σ((1 - 2·codes_l) · nodes_l·h).
+
+    Args:
+      h: f[d]; nodes: f[L, d] the inner-node vectors on the word's path (root first);
+      codes: f[L] the branch taken at each node (0 or 1); mask: f[L] 1 on the path, 0 on
+      padding beyond its length.
+    Returns:
+      f[] the loss.
+    """
+    return -jnp.sum(mask * jax.nn.log_sigmoid((1.0 - 2.0 * codes) * (nodes @ h)))
+
+
+def hs_grads(h: Array, nodes: Array, codes: Array, mask: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`hs_loss`.
+
+    With g_l = mask_l · (σ(nodes_l·h) - (1 - codes_l)) (word2vec C's ``1 - code - f``,
+    negated): ∂J/∂h = Σ_l g_l nodes_l and ∂J/∂nodes_l = g_l h.
+
+    Returns:
+      (d_h: f[d], d_nodes: f[L, d]).
+    """
+    g = mask * (jax.nn.sigmoid(nodes @ h) - (1.0 - codes))
+    return g @ nodes, g[:, None] * h[None, :]
+
+
+def hs_batch_loss(h: Array, w_out: Array, points: Array, codes: Array, mask: Array) -> Array:
+    """Σ over C hidden vectors and their T targets of :func:`hs_loss`.
+
+    Args:
+      h: f[C, d]; w_out: f[V, d] (rows 0..V-2 are the inner nodes); points: i[C, T, L]
+      the inner-node ids of each target's path; codes: f[C, T, L]; mask: f[C, T, L]
+      (path length and pair weight together).
+    """
+    x = jnp.einsum("cd,ctld->ctl", h, w_out[points])
+    return -jnp.sum(mask * jax.nn.log_sigmoid((1.0 - 2.0 * codes) * x))
+
+
+def hs_batch_grads(h: Array, w_out: Array, points: Array, codes: Array,
+                   mask: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`hs_batch_loss`.
+
+    Returns:
+      (d_h: f[C, d], d_nodes: f[C, T, L, d]) where d_nodes[c, t, l] is the gradient of
+      row ``points[c, t, l]`` of w_out (scatter-add them: rows repeat).
+    """
+    nodes = w_out[points]  # f[C, T, L, d]
+    g = mask * (jax.nn.sigmoid(jnp.einsum("cd,ctld->ctl", h, nodes)) - (1.0 - codes))
+    return jnp.einsum("ctl,ctld->cd", g, nodes), g[..., None] * h[:, None, None, :]
+
+
 # ----------------------------------------------------------------------------------
 # CBOW: the hidden vector is the mean of the (masked) context rows
 # ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Training: a pure, jitted multi-step update over a TrainState pytree, and the host loop.
 
-The device side is one function, ``run_steps(state, table, block, cfg) -> (state, stats)``:
+The device side is one function, ``run_steps(state, aux, block, cfg) -> (state, stats)``:
 a ``lax.scan`` over ``steps_per_call`` SGD steps, compiled once per config, with the
 state donated so the two V×d tables are updated in place. A step takes C consecutive
 centres of the epoch's sub-sampled stream, gathers the rows of the span around them
@@ -27,12 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax import sampling
+from w2v_jax import objectives, sampling
 from w2v_jax.batching import EpochStream, epoch_stream
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
 from w2v_jax.checkpoint import Checkpointer, Position
 from w2v_jax.errors import Interrupted, W2VError
+from w2v_jax.huffman import build_huffman
 from w2v_jax.vocab import Vocab
 
 
@@ -195,6 +196,21 @@ def _sg_step(params, ex, cfg: Config):
     return (w_in, w_out), (loss, jnp.sum(n))
 
 
+def _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg: Config):
+    """CBOW's W_in update: each context row of window c gets -lr·∂J/∂h[c].
+
+    word2vec C and gensim add the whole ∂J/∂h to every context row; "exact" adds its
+    1/count share (the true gradient of the mean). One scatter over the span's rows.
+    """
+    w, c = cfg.window, cfg.batch_size
+    if cfg.cbow_update == "exact":
+        d_h = d_h / jnp.maximum(n, 1.0)[:, None]
+    d_span = jnp.zeros((tok.shape[0], d_h.shape[1]), d_h.dtype)
+    for j, o in enumerate(_offsets(w)):
+        d_span = d_span.at[w + o:w + o + c].add(mask[:, j, None] * d_h)
+    return w_in.at[tok].add(-lr * d_span)
+
+
 def _cbow_step(params, ex, cfg: Config):
     """CBOW: h = mean of the span's W_in rows in the window; the target is the centre."""
     w_in, w_out = params
@@ -210,27 +226,71 @@ def _cbow_step(params, ex, cfg: Config):
     loss, d_h, d_pos = _positive(h, w_out[targets], valid)
     l_neg, dh_neg, d_neg = _shared_negatives(h, valid, w_out[negs])
     loss, d_h = loss + l_neg, d_h + dh_neg
-    # word2vec C / gensim add the whole d_h to every context row; "exact" divides by n.
-    if cfg.cbow_update == "exact":
-        d_h = d_h / jnp.maximum(n, 1.0)[:, None]
-    d_span = jnp.zeros_like(span)
-    for j, o in enumerate(_offsets(w)):
-        d_span = d_span.at[w + o:w + o + c].add(mask[:, j, None] * d_h)
     lr = ex["lr"]
-    w_in = w_in.at[tok].add(-lr * d_span)
+    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
     rows = jnp.concatenate([targets, negs.reshape(-1)])
     w_out = w_out.at[rows].add(-lr * jnp.concatenate([d_pos, d_neg.reshape(-1, h.shape[1])]))
     return (w_in, w_out), (loss, jnp.sum(valid))
 
 
+# Objectives other than negative sampling plug in as a "head": given the hidden vectors
+# h: f[C, d] and each one's targets: i[C, T] with weights f[C, T] (SG: the 2W context
+# words of a centre; CBOW: the centre word), a head returns the summed loss, ∂J/∂h and
+# the new W_out. The model side (how h is formed, how ∂J/∂h reaches W_in) is shared.
+
+
+def _softmax_head(h, w_out, targets, weight, lr, aux):
+    """Full softmax: O(V·d) per centre, two dense matmuls; every W_out row is updated."""
+    del aux
+    loss = objectives.softmax_batch_loss(h, w_out, targets, weight)
+    d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, weight)
+    return loss, d_h, w_out - lr * d_w_out
+
+
+def _hs_head(h, w_out, targets, weight, lr, aux):
+    """Hierarchical softmax: O(L·d) per pair along the target's Huffman path."""
+    codes, points, lengths = aux["codes"], aux["points"], aux["lengths"]
+    depth = codes.shape[1]
+    path = points[targets]  # i[C, T, L]
+    mask = (jnp.arange(depth) < lengths[targets][..., None]) * weight[..., None]
+    code = codes[targets].astype(h.dtype)
+    loss = objectives.hs_batch_loss(h, w_out, path, code, mask)
+    d_h, d_nodes = objectives.hs_batch_grads(h, w_out, path, code, mask)
+    return loss, d_h, w_out.at[path.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
+
+
+HEADS = {"softmax": _softmax_head, "hs": _hs_head}
+
+
+def _head_step(params, ex, cfg: Config, aux):
+    """One step of SG or CBOW with the objective ``HEADS[cfg.objective]``."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok, lr = ex["tok"], ex["lr"]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    n = jnp.sum(mask, axis=1)
+    centres = tok[w:w + c]
+    head = HEADS[cfg.objective]
+    if cfg.sg:
+        targets = jnp.stack([tok[w + o:w + o + c] for o in _offsets(w)], axis=1)  # i[C, 2W]
+        loss, d_h, w_out = head(w_in[centres], w_out, targets, mask, lr, aux)
+        return (w_in.at[centres].add(-lr * d_h), w_out), (loss, jnp.sum(n))
+    valid = (n > 0).astype(w_in.dtype)
+    span = w_in[tok]
+    h = _window_sum(span, mask / jnp.maximum(n, 1.0)[:, None], w)
+    loss, d_h, w_out = head(h, w_out, centres[:, None], valid[:, None], lr, aux)
+    return (_spread_to_context(w_in, tok, d_h, mask, n, lr, cfg), w_out), (loss, jnp.sum(valid))
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("state",))
-def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Array],
+def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
               cfg: Config) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
     """Runs ``T = block['lr'].shape[0]`` SGD steps.
 
     Args:
       state: the TrainState (donated).
-      table: the negative sampler's table (``w2v_jax.sampling.build``).
+      aux: the objective's constant arrays (:func:`objective_aux`): the negative
+        sampler's table (ns), the Huffman tree (hs), None (softmax).
       block: for T steps of C = ``batch_size`` centres each: ``tok`` i32[T, C + 2W] and
         ``sent`` i32[T, C + 2W] the ids and sentence ids (−1: outside the corpus) of the
         span around the centres, ``reach`` i32[T, C] each centre's dynamic window
@@ -239,28 +299,45 @@ def run_steps(state: TrainState, table: sampling.Table, block: dict[str, jax.Arr
     Returns:
       (new state, (f32[] summed loss, f32[] number of examples: SG pairs, CBOW windows)).
     """
-    step_fn = _sg_step if cfg.sg else _cbow_step
     t = block["lr"].shape[0]
-    # All negatives of the call in one draw: per-step draws of a few thousand numbers
-    # spend most of their time in the PRNG's loop overhead on CPU.
-    key = jax.random.fold_in(state.key, state.step)
-    shape = (cfg.batch_size // cfg.negatives_shared_by, cfg.negative)
-    if cfg.sg:
-        shape = (2 * cfg.window, *shape)  # one draw per context offset
-    if cfg.sampler == "categorical":
-        # Its Gumbel noise is ~64 floats per draw: draw step by step to bound memory.
-        negs = jax.lax.map(lambda k: sampling.draw(cfg.sampler, table, k, shape),
-                           jax.random.split(key, t))
+    if cfg.objective == "ns":
+        step_fn = _sg_step if cfg.sg else _cbow_step
+        # All negatives of the call in one draw: per-step draws of a few thousand numbers
+        # spend most of their time in the PRNG's loop overhead on CPU.
+        key = jax.random.fold_in(state.key, state.step)
+        shape = (cfg.batch_size // cfg.negatives_shared_by, cfg.negative)
+        if cfg.sg:
+            shape = (2 * cfg.window, *shape)  # one draw per context offset
+        if cfg.sampler == "categorical":
+            # Its Gumbel noise is ~64 floats per draw: draw step by step to bound memory.
+            negs = jax.lax.map(lambda k: sampling.draw(cfg.sampler, aux, k, shape),
+                               jax.random.split(key, t))
+        else:
+            negs = sampling.draw(cfg.sampler, aux, key, (t, *shape))
+        xs = dict(block, negs=negs)
+
+        def body(params, ex):
+            return step_fn(params, ex, cfg)
     else:
-        negs = sampling.draw(cfg.sampler, table, key, (t, *shape))
+        xs = block
 
-    def body(params, ex):
-        return step_fn(params, ex, cfg)
+        def body(params, ex):
+            return _head_step(params, ex, cfg, aux)
 
-    params, (losses, counts) = jax.lax.scan(
-        body, (state.w_in, state.w_out), dict(block, negs=negs))
+    params, (losses, counts) = jax.lax.scan(body, (state.w_in, state.w_out), xs)
     new_state = TrainState(params[0], params[1], state.step + t, state.key)
     return new_state, (jnp.sum(losses), jnp.sum(counts))
+
+
+def objective_aux(cfg: Config, vocab: Vocab) -> Any:
+    """The constant arrays ``run_steps`` needs for ``cfg.objective``."""
+    if cfg.objective == "ns":
+        return sampling.build(cfg.sampler, vocab.noise_distribution(cfg.ns_exponent))
+    if cfg.objective == "hs":
+        tree = build_huffman(vocab.counts)
+        return {"codes": jnp.asarray(tree.codes), "points": jnp.asarray(tree.points),
+                "lengths": jnp.asarray(tree.lengths)}
+    return None
 
 
 # ----------------------------------------------------------------------------------
@@ -369,7 +446,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     cfg = config
     if state is None:
         state = init_state(jax.random.key(cfg.seed), len(vocab), cfg.vector_size)
-    table = sampling.build(cfg.sampler, vocab.noise_distribution(cfg.ns_exponent))
+    aux = objective_aux(cfg, vocab)
     keep = vocab.keep_probabilities(cfg.sample)
     sent = corpus.sentence_ids()
 
@@ -427,7 +504,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         if pending is not None and epoch != pending["epoch"]:
             report(pending)
             end_epoch(pending["epoch"])
-        state, (loss, count) = run_steps(state, table, block, cfg=cfg)
+        state, (loss, count) = run_steps(state, aux, block, cfg=cfg)
         if pending is not None:
             report(pending)
         pending = {"loss": loss, "count": count, "epoch": epoch, "words": words_done(epoch, prog),

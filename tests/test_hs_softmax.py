@@ -1,0 +1,156 @@
+"""Full softmax and hierarchical softmax: Huffman tree, closed forms vs autodiff, and one
+trainer step against the per-pair pure functions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from w2v_jax import objectives as obj
+from w2v_jax.config import Config
+from w2v_jax.gradcheck import check_gradients, check_gradients_at_scales
+from w2v_jax.huffman import build_huffman
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 1000), min_size=2, max_size=60))
+def test_huffman_is_a_prefix_code_with_optimal_length(counts):
+    import heapq
+
+    tree = build_huffman(np.array(counts))
+    codes = ["".join(map(str, tree.codes[w, :tree.lengths[w]])) for w in range(len(counts))]
+    assert len(set(codes)) == len(codes)
+    assert not any(a != b and b.startswith(a) for a in codes for b in codes)
+    # Σ count·length equals the Huffman optimum (sum of all merge costs).
+    heap = list(counts)
+    heapq.heapify(heap)
+    optimum = 0
+    while len(heap) > 1:
+        m = heapq.heappop(heap) + heapq.heappop(heap)
+        optimum += m
+        heapq.heappush(heap, m)
+    assert int(np.dot(tree.lengths, counts)) == optimum
+    assert tree.points[:, 0].tolist() == [len(counts) - 2] * len(counts)  # the root first
+    assert tree.points.max() <= len(counts) - 2
+
+
+def test_hs_probabilities_sum_to_one():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 100, 37)
+    tree = build_huffman(counts)
+    nodes = rng.standard_normal((36, 5))
+    h = rng.standard_normal(5)
+    p = [np.exp(-float(obj.hs_loss(h, nodes[tree.points[w]], tree.codes[w].astype(float),
+                                   (np.arange(tree.depth) < tree.lengths[w]).astype(float))))
+         for w in range(37)]
+    assert abs(sum(p) - 1.0) < 1e-5
+
+
+def _hs_args(rng, scale, L=6, d=5):
+    return (rng.standard_normal(d) * scale, rng.standard_normal((L, d)) * scale,
+            rng.integers(0, 2, L).astype(float), (np.arange(L) < 4).astype(float))
+
+
+def test_hs_closed_form_matches_autodiff_at_all_scales():
+    check_gradients_at_scales(obj.hs_loss, obj.hs_grads, _hs_args, argnums=(0, 1))
+
+
+def test_softmax_batch_closed_form_matches_autodiff_at_all_scales():
+    def args(rng, scale, c=4, t=3, v=11, d=5):
+        return (rng.standard_normal((c, d)) * scale, rng.standard_normal((v, d)) * scale,
+                rng.integers(0, v, (c, t)), rng.integers(0, 2, (c, t)).astype(float))
+    check_gradients_at_scales(obj.softmax_batch_loss, obj.softmax_batch_grads, args,
+                              argnums=(0, 1))
+
+
+def test_softmax_batch_equals_the_per_pair_softmax():
+    rng = np.random.default_rng(1)
+    h, w_out = rng.standard_normal((3, 4)), rng.standard_normal((9, 4))
+    targets, weight = rng.integers(0, 9, (3, 2)), np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    want = sum(obj.softmax_loss(h[c], w_out, targets[c, t]) * weight[c, t]
+               for c in range(3) for t in range(2))
+    np.testing.assert_allclose(obj.softmax_batch_loss(h, w_out, targets, weight), want, rtol=1e-5)
+
+
+def test_hs_batch_grads_scatter_to_the_autodiff_gradient():
+    rng = np.random.default_rng(2)
+    c, t, L, v, d = 3, 2, 4, 8, 5
+    h, w_out = rng.standard_normal((c, d)), rng.standard_normal((v, d))
+    points = rng.integers(0, v - 1, (c, t, L))
+    codes = rng.integers(0, 2, (c, t, L)).astype(float)
+    mask = rng.integers(0, 2, (c, t, L)).astype(float)
+
+    def grads(h, w_out, points, codes, mask):
+        d_h, d_nodes = obj.hs_batch_grads(h, w_out, points, codes, mask)
+        return d_h, jnp.zeros_like(w_out).at[points.reshape(-1)].add(d_nodes.reshape(-1, d))
+    check_gradients(obj.hs_batch_loss, grads, (h, w_out, points, codes, mask), argnums=(0, 1))
+
+
+def test_check_gradients_at_scales_catches_a_wrong_gradient():
+    def wrong(h, nodes, codes, mask):  # drops the mask: wrong on padding rows
+        return obj.hs_grads(h, nodes, codes, np.ones_like(mask))
+    with pytest.raises(AssertionError, match="argument"):
+        check_gradients_at_scales(obj.hs_loss, wrong, _hs_args, argnums=(0, 1))
+
+
+@pytest.mark.parametrize("objective", ["softmax", "hs"])
+@pytest.mark.parametrize("sg", [1, 0])
+def test_trainer_step_equals_per_pair_objectives(objective, sg):
+    from w2v_jax.train import _window_mask, init_state, objective_aux, run_steps
+    from w2v_jax.vocab import Vocab
+
+    v, d, w, c = 30, 6, 2, 8
+    cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, steps_per_call=1, min_count=1,
+                 objective=objective)
+    rng = np.random.default_rng(0)
+    vocab = Vocab(tuple(f"w{i}" for i in range(v)), np.arange(v, 0, -1) * 3)
+    tok = rng.integers(0, v, c + 2 * w).astype(np.int32)
+    sent = np.array([-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1], np.int32)
+    reach = rng.integers(0, w + 1, c).astype(np.int32)
+    lr = 0.1
+    block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
+             "lr": np.array([lr], np.float32)}
+    state = init_state(jax.random.key(0), v, d)
+    state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
+    w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
+    aux = objective_aux(cfg, vocab)
+    new, (loss, count) = run_steps(state, aux, block, cfg=cfg)
+
+    tree = build_huffman(vocab.counts)
+
+    def pair(h, target):
+        """(loss, d_h, dense d_w_out) of one (h, target) example from the pure functions."""
+        if objective == "softmax":
+            return (float(obj.softmax_loss(h, w_out, target)),
+                    *map(np.asarray, obj.softmax_grads(h, w_out, target)))
+        pts, code = tree.points[target], tree.codes[target].astype(float)
+        m = (np.arange(tree.depth) < tree.lengths[target]).astype(float)
+        d_h, d_nodes = map(np.asarray, obj.hs_grads(h, w_out[pts], code, m))
+        d_out = np.zeros_like(w_out)
+        np.add.at(d_out, pts, d_nodes)
+        return float(obj.hs_loss(h, w_out[pts], code, m)), d_h, d_out
+
+    mask = np.asarray(_window_mask(jnp.asarray(sent), jnp.asarray(reach), w))
+    offs = np.array([o for o in range(-w, w + 1) if o != 0])
+    ctx_pos = w + np.arange(c)[:, None] + offs[None, :]
+    centres = tok[w:w + c]
+    exp_in, exp_out, exp_loss = w_in.copy(), w_out.copy(), 0.0
+    for ci in range(c):
+        if sg:
+            for j in np.flatnonzero(mask[ci]):
+                l, d_h, d_out = pair(w_in[centres[ci]], tok[ctx_pos[ci, j]])
+                exp_in[centres[ci]] -= lr * d_h
+                exp_out -= lr * d_out
+                exp_loss += l
+        elif mask[ci].any():
+            ctx = tok[ctx_pos[ci][mask[ci]]]
+            l, d_h, d_out = pair(w_in[ctx].mean(axis=0), centres[ci])
+            np.add.at(exp_in, ctx, -lr * d_h)  # word2vec's CBOW update: full d_h per row
+            exp_out -= lr * d_out
+            exp_loss += l
+    np.testing.assert_allclose(np.asarray(new.w_in), exp_in, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(new.w_out), exp_out, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(loss), exp_loss, rtol=1e-4)
+    assert int(count) == (mask.sum() if sg else mask.any(axis=1).sum())
