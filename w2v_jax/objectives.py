@@ -207,29 +207,24 @@ def hs_grads(h: Array, nodes: Array, codes: Array, mask: Array) -> tuple[Array, 
     return g @ nodes, g[:, None] * h[None, :]
 
 
-def hs_batch_loss(h: Array, w_out: Array, points: Array, codes: Array, mask: Array) -> Array:
-    """Σ over C hidden vectors and their T targets of :func:`hs_loss`.
+def hs_batch_loss(h: Array, nodes: Array, codes: Array, mask: Array) -> Array:
+    """Σ_c :func:`hs_loss` (h[c], nodes[c], codes[c], mask[c]) over a batch of C examples.
 
     Args:
-      h: f[C, d]; w_out: f[V, d] (rows 0..V-2 are the inner nodes); points: i[C, T, L]
-      the inner-node ids of each target's path; codes: f[C, T, L]; mask: f[C, T, L]
-      (path length and pair weight together).
+      h: f[C, d]; nodes: f[C, L, d] the path's inner-node rows of each example's target;
+      codes: f[C, L]; mask: f[C, L] (path length and example weight together).
     """
-    x = jnp.einsum("cd,ctld->ctl", h, w_out[points])
+    x = jnp.einsum("cd,cld->cl", h, nodes)
     return -jnp.sum(mask * jax.nn.log_sigmoid((1.0 - 2.0 * codes) * x))
 
 
-def hs_batch_grads(h: Array, w_out: Array, points: Array, codes: Array,
-                   mask: Array) -> tuple[Array, Array]:
-    """Closed-form gradients of :func:`hs_batch_loss`.
+def hs_batch_grads(h: Array, nodes: Array, codes: Array, mask: Array) -> tuple[Array, Array]:
+    """Closed-form gradients of :func:`hs_batch_loss`: (d_h: f[C, d], d_nodes: f[C, L, d]).
 
-    Returns:
-      (d_h: f[C, d], d_nodes: f[C, T, L, d]) where d_nodes[c, t, l] is the gradient of
-      row ``points[c, t, l]`` of w_out (scatter-add them: rows repeat).
+    d_nodes[c, l] belongs to W_out row ``points[c, l]``; scatter-add them (rows repeat).
     """
-    nodes = w_out[points]  # f[C, T, L, d]
-    g = mask * (jax.nn.sigmoid(jnp.einsum("cd,ctld->ctl", h, nodes)) - (1.0 - codes))
-    return jnp.einsum("ctl,ctld->cd", g, nodes), g[..., None] * h[:, None, None, :]
+    g = mask * (jax.nn.sigmoid(jnp.einsum("cd,cld->cl", h, nodes)) - (1.0 - codes))
+    return jnp.einsum("cl,cld->cd", g, nodes), g[..., None] * h[:, None, :]
 
 
 # ----------------------------------------------------------------------------------

@@ -229,7 +229,10 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 meta={"config": config.to_dict(), "corpus": str(corpus_path),
                       "vocab": _vocab_meta(vocab), "format": 1})
 
+        last: list[Progress] = []  # the latest progress, for the eval records
+
         def progress(p: Progress) -> None:
+            last[:] = [p]
             metrics(p)
             if on_progress is not None:
                 on_progress(p)
@@ -241,7 +244,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
             s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
             metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": a["accuracy"],
-                           "analogy_answered": a["answered"], "wordsim": s["spearman"]})
+                           "analogy_answered": a["answered"], "wordsim": s["spearman"],
+                           "words": (epoch + 1) * corpus.raw_words,
+                           "elapsed": last[0].elapsed if last else None})
             log(f"epoch {epoch + 1}: analogy {a['accuracy'] or 0:.4f}, "
                 f"WordSim-353 {s['spearman'] or 0:.4f}")
 
@@ -258,6 +263,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                        "raw_words": corpus.raw_words, "vocab_size": len(vocab),
                        "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
                        "words_per_sec": round(words / max(t_train, 1e-9)),
+                       "steps": int(state.step) - (0 if restored is None else restored.step),
                        "resumed_from": None if restored is None else restored.step}
             if checkpointer is not None:
                 summary |= {"checkpoint_saves": checkpointer.saves,

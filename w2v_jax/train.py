@@ -233,53 +233,95 @@ def _cbow_step(params, ex, cfg: Config):
     return (w_in, w_out), (loss, jnp.sum(valid))
 
 
-# Objectives other than negative sampling plug in as a "head": given the hidden vectors
-# h: f[C, d] and each one's targets: i[C, T] with weights f[C, T] (SG: the 2W context
-# words of a centre; CBOW: the centre word), a head returns the summed loss, ∂J/∂h and
-# the new W_out. The model side (how h is formed, how ∂J/∂h reaches W_in) is shared.
-
-
-def _softmax_head(h, w_out, targets, weight, lr, aux):
-    """Full softmax: O(V·d) per centre, two dense matmuls; every W_out row is updated."""
-    del aux
-    loss = objectives.softmax_batch_loss(h, w_out, targets, weight)
-    d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, weight)
-    return loss, d_h, w_out - lr * d_w_out
-
-
-def _hs_head(h, w_out, targets, weight, lr, aux):
-    """Hierarchical softmax: O(L·d) per pair along the target's Huffman path."""
-    codes, points, lengths = aux["codes"], aux["points"], aux["lengths"]
-    depth = codes.shape[1]
-    path = points[targets]  # i[C, T, L]
-    mask = (jnp.arange(depth) < lengths[targets][..., None]) * weight[..., None]
-    code = codes[targets].astype(h.dtype)
-    loss = objectives.hs_batch_loss(h, w_out, path, code, mask)
-    d_h, d_nodes = objectives.hs_batch_grads(h, w_out, path, code, mask)
-    return loss, d_h, w_out.at[path.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
-
-
-HEADS = {"softmax": _softmax_head, "hs": _hs_head}
-
-
-def _head_step(params, ex, cfg: Config, aux):
-    """One step of SG or CBOW with the objective ``HEADS[cfg.objective]``."""
+def _sg_softmax_step(params, ex, cfg: Config, aux=None):
+    """Skip-gram, full softmax: each centre's 2W context words share one softmax over V,
+    so a step is two dense matmuls against W_out and every W_out row is updated."""
     w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
     mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
-    n = jnp.sum(mask, axis=1)
     centres = tok[w:w + c]
-    head = HEADS[cfg.objective]
-    if cfg.sg:
-        targets = jnp.stack([tok[w + o:w + o + c] for o in _offsets(w)], axis=1)  # i[C, 2W]
-        loss, d_h, w_out = head(w_in[centres], w_out, targets, mask, lr, aux)
-        return (w_in.at[centres].add(-lr * d_h), w_out), (loss, jnp.sum(n))
+    targets = jnp.stack([tok[w + o:w + o + c] for o in _offsets(w)], axis=1)  # i[C, 2W]
+    h = w_in[centres]
+    loss = objectives.softmax_batch_loss(h, w_out, targets, mask)
+    d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, mask)
+    return (w_in.at[centres].add(-lr * d_h), w_out - lr * d_w_out), (loss, jnp.sum(mask))
+
+
+def _cbow_softmax_step(params, ex, cfg: Config, aux=None):
+    """CBOW, full softmax: the window mean predicts the centre over all V words."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok, lr = ex["tok"], ex["lr"]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
+    n = jnp.sum(mask, axis=1)
     valid = (n > 0).astype(w_in.dtype)
-    span = w_in[tok]
-    h = _window_sum(span, mask / jnp.maximum(n, 1.0)[:, None], w)
-    loss, d_h, w_out = head(h, w_out, centres[:, None], valid[:, None], lr, aux)
-    return (_spread_to_context(w_in, tok, d_h, mask, n, lr, cfg), w_out), (loss, jnp.sum(valid))
+    h = _window_sum(w_in[tok], mask / jnp.maximum(n, 1.0)[:, None], w)
+    targets = tok[w:w + c, None]
+    loss = objectives.softmax_batch_loss(h, w_out, targets, valid[:, None])
+    d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, valid[:, None])
+    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
+    return (w_in, w_out - lr * d_w_out), (loss, jnp.sum(valid))
+
+
+def _centre_paths(tree, centres, dtype):
+    """The Huffman paths of the centres: (points i[C, L], codes f[C, L], on-path f[C, L])."""
+    depth = tree["codes"].shape[1]
+    on_path = (jnp.arange(depth) < tree["lengths"][centres][:, None]).astype(dtype)
+    return tree["points"][centres], tree["codes"][centres].astype(dtype), on_path
+
+
+def _sg_hs_step(params, ex, cfg: Config, aux):
+    """Skip-gram, hierarchical softmax, in word2vec C's form: each context word's W_in
+    row predicts the centre along the centre's Huffman path. All 2W pairs of a centre
+    share that path, so its inner-node rows are gathered and scattered once per centre."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok, lr = ex["tok"], ex["lr"]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
+    points, codes, on_path = _centre_paths(aux, tok[w:w + c], w_in.dtype)
+    nodes = w_out[points]  # f[C, L, d]
+    span = w_in[tok]  # f[C + 2W, d]
+    loss, d_nodes = 0.0, 0.0
+    d_span = jnp.zeros_like(span)
+    for j, o in enumerate(_offsets(w)):
+        h, m = span[w + o:w + o + c], on_path * mask[:, j, None]
+        loss = loss + objectives.hs_batch_loss(h, nodes, codes, m)
+        d_h, dn = objectives.hs_batch_grads(h, nodes, codes, m)
+        d_span = d_span.at[w + o:w + o + c].add(d_h)
+        d_nodes = d_nodes + dn
+    w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, span.shape[1]))
+    return (w_in.at[tok].add(-lr * d_span), w_out), (loss, jnp.sum(mask))
+
+
+def _cbow_hs_step(params, ex, cfg: Config, aux):
+    """CBOW, hierarchical softmax: the window mean predicts the centre along its path."""
+    w_in, w_out = params
+    w, c = cfg.window, cfg.batch_size
+    tok, lr = ex["tok"], ex["lr"]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
+    n = jnp.sum(mask, axis=1)
+    valid = (n > 0).astype(w_in.dtype)
+    h = _window_sum(w_in[tok], mask / jnp.maximum(n, 1.0)[:, None], w)
+    points, codes, on_path = _centre_paths(aux, tok[w:w + c], w_in.dtype)
+    nodes, m = w_out[points], on_path * valid[:, None]
+    loss = objectives.hs_batch_loss(h, nodes, codes, m)
+    d_h, d_nodes = objectives.hs_batch_grads(h, nodes, codes, m)
+    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
+    w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
+    return (w_in, w_out), (loss, jnp.sum(valid))
+
+
+# The registry: objective → (skip-gram step, CBOW step). A step maps (params, one step's
+# slice of the block, cfg, aux) to (params, (summed loss, number of examples)); adding an
+# objective is adding its pure functions to w2v_jax.objectives, its two steps here and,
+# if it needs constant arrays, a case in objective_aux.
+STEPS = {
+    "ns": (lambda p, ex, cfg, aux: _sg_step(p, ex, cfg),
+           lambda p, ex, cfg, aux: _cbow_step(p, ex, cfg)),
+    "softmax": (_sg_softmax_step, _cbow_softmax_step),
+    "hs": (_sg_hs_step, _cbow_hs_step),
+}
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("state",))
@@ -300,8 +342,8 @@ def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
       (new state, (f32[] summed loss, f32[] number of examples: SG pairs, CBOW windows)).
     """
     t = block["lr"].shape[0]
+    xs = block
     if cfg.objective == "ns":
-        step_fn = _sg_step if cfg.sg else _cbow_step
         # All negatives of the call in one draw: per-step draws of a few thousand numbers
         # spend most of their time in the PRNG's loop overhead on CPU.
         key = jax.random.fold_in(state.key, state.step)
@@ -315,14 +357,10 @@ def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
         else:
             negs = sampling.draw(cfg.sampler, aux, key, (t, *shape))
         xs = dict(block, negs=negs)
+    step_fn = STEPS[cfg.objective][0 if cfg.sg else 1]
 
-        def body(params, ex):
-            return step_fn(params, ex, cfg)
-    else:
-        xs = block
-
-        def body(params, ex):
-            return _head_step(params, ex, cfg, aux)
+    def body(params, ex):
+        return step_fn(params, ex, cfg, aux)
 
     params, (losses, counts) = jax.lax.scan(body, (state.w_in, state.w_out), xs)
     new_state = TrainState(params[0], params[1], state.step + t, state.key)

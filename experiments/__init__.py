@@ -1,0 +1,1 @@
+"""Experiment configs (TOML) and their runner: ``python -m experiments.run CONFIG``."""

@@ -1,0 +1,81 @@
+"""Runs an experiment: ``python -m experiments.run experiments/softmax_vs_ns.toml``.
+
+    python -m experiments.run CONFIG [--out DIR] [--corpus embedded|bench|PATH]
+        [--sweep FIELD=V1,V2 ...] [--seeds 0,1,2] [--set FIELD=V ...] [--results DIR]
+
+Each run trains into OUT/<run>/ (default OUT: runs/<experiment name>); finished runs are
+skipped and interrupted ones resumed. The summary (markdown + CSV) and plots (PNG) are
+written to OUT and, with --results, copied there (e.g. experiments/results/<name>).
+The logic lives in ``w2v_jax.experiment``; this file only assembles it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from w2v_jax.cli import tune_xla_cpu
+from w2v_jax.errors import Interrupted, W2VError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("config", help="experiment TOML file")
+    p.add_argument("--out", help="experiment directory (default: runs/<name>)")
+    p.add_argument("--corpus", help="embedded, bench, or a path (default: the file's)")
+    p.add_argument("--sweep", nargs="*", default=None, metavar="FIELD=V1,V2",
+                   help="grid over config fields (replaces the file's [sweep])")
+    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (replaces the file's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=V",
+                   help="set a config field in every run, e.g. epochs=1")
+    p.add_argument("--results", help="also copy summary and plots into this directory")
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args(argv)
+    tune_xla_cpu()
+    try:
+        return _run(args)
+    except W2VError as e:
+        if args.debug:
+            raise
+        print(f"experiments.run: error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted:
+        print("experiments.run: stopped; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from w2v_jax import experiment as ex
+    from w2v_jax.cli import _StopFlag
+
+    exp = ex.load_experiment(args.config)
+    sweep = None if args.sweep is None else ex.parse_sweep(args.sweep)
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
+    overrides = {k: v[0] for k, v in ex.parse_sweep(args.set).items()}
+    specs = ex.expand(exp, sweep, seeds, overrides)
+    corpus = ex.corpus_path(exp, args.corpus)
+    out = Path(args.out or Path("runs") / exp.name)
+    print(f"experiment {exp.name}: {len(specs)} run(s) on {corpus} into {out}", file=sys.stderr)
+    stop = _StopFlag()
+    try:
+        results = ex.run_experiment(exp, specs, out, corpus,
+                                    log=lambda m: print(m, file=sys.stderr), should_stop=stop)
+    finally:
+        stop.restore()
+    title = f"{exp.name}: {exp.description}" if exp.description else exp.name
+    text = ex.write_summary(ex.summarise(results), out, title)
+    plots = ex.plot(results, out, exp.name)
+    print(text)
+    if args.results:
+        dest = Path(args.results)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in [out / "summary.md", out / "summary.csv", *plots]:
+            shutil.copy(f, dest / f.name)
+        print(f"copied summary and plots to {dest}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

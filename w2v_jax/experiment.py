@@ -1,0 +1,395 @@
+"""Experiments: named runs and sweeps as plain data, run into one directory, summarised.
+
+An experiment is a TOML file::
+
+    name = "negatives"
+    description = "How many negatives does SGNS need?"
+    corpus = "bench"            # "embedded" (default), "bench" (../shared/data), or a path
+    seeds = [0, 1]              # optional; each run once per seed
+    eval_each_epoch = true      # analogy and WordSim-353 after every epoch (for the plots)
+
+    [base]                      # Config fields shared by every run
+    sg = 1
+    epochs = 3
+
+    [[runs]]                    # the runs to compare; each may set any Config field
+    name = "ns5"
+    negative = 5
+
+    [sweep]                     # optional grid, crossed with the runs
+    window = [2, 5, 10]
+
+Every run trains into ``OUT/<run name>/`` with :func:`w2v_jax.run.train_run`
+(checkpoints, metrics.jsonl, vectors.bin), then writes ``scores.json``. A finished run
+is skipped and an interrupted one resumed, so re-running an experiment only does what
+is missing. ``summarise`` and ``plot`` turn the run directories into ``summary.md``,
+``summary.csv`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from w2v_jax.checkpoint import CHECKPOINTS
+from w2v_jax.config import Config
+from w2v_jax.corpus import embedded_corpus_path
+from w2v_jax.errors import W2VError
+
+BENCH_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench-corpus.txt.gz"
+SCORES = "scores.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of an experiment: its directory name, its group (the run it
+    came from, before sweep values and seeds) and its config."""
+
+    name: str
+    group: str
+    config: Config
+    varied: dict[str, Any]  # the sweep values and seed that made it
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    corpus: str
+    base: dict[str, Any]
+    runs: list[dict[str, Any]]
+    sweep: dict[str, list[Any]]
+    seeds: list[int] | None
+    eval_each_epoch: bool
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Reads an experiment TOML file (see the module docstring)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise W2VError(f"cannot read experiment {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise W2VError(f"experiment {path} is not valid TOML: {e}") from None
+    known = {"name", "description", "corpus", "base", "runs", "sweep", "seeds", "eval_each_epoch"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise W2VError(f"experiment {path}: unknown key(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(known))}")
+    runs = data.get("runs") or [{"name": "run"}]
+    for i, r in enumerate(runs):
+        if "name" not in r:
+            raise W2VError(f"experiment {path}: run {i + 1} has no name")
+    return Experiment(name=data.get("name", path.stem), description=data.get("description", ""),
+                      corpus=data.get("corpus", "embedded"), base=data.get("base", {}),
+                      runs=runs, sweep=data.get("sweep", {}), seeds=data.get("seeds"),
+                      eval_each_epoch=bool(data.get("eval_each_epoch", True)))
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: int, float, None, or the string itself."""
+    if text.lower() in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
+    """``["negative=1,2,5", "window=2,5"]`` → ``{"negative": [1, 2, 5], "window": [2, 5]}``."""
+    sweep = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise W2VError(f"--sweep {item!r}: expected FIELD=V1,V2,...")
+        sweep[key.strip().replace("-", "_")] = [parse_value(v) for v in values.split(",")]
+    return sweep
+
+
+def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
+           seeds: list[int] | None = None,
+           overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """The runs of an experiment: each run × the sweep grid × the seeds.
+
+    ``sweep`` and ``seeds`` (command line) replace the file's; ``overrides`` set fields
+    of every run (after the runs' own fields, before the sweep values).
+    """
+    sweep = exp.sweep if sweep is None else sweep
+    seeds = exp.seeds if seeds is None else seeds
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for key in list(sweep) + list(exp.base) + list(overrides or {}):
+        if key not in fields:
+            raise W2VError(f"{key!r} is not a config field; fields: {', '.join(sorted(fields))}")
+    grid = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    specs = []
+    for run in exp.runs:
+        own = {k: v for k, v in run.items() if k != "name"}
+        for point in grid:
+            for seed in (seeds or [None]):
+                varied = dict(point) | ({} if seed is None else {"seed": seed})
+                hyper = dict(exp.base) | own | (overrides or {}) | varied
+                try:
+                    config = Config.from_dict(hyper)
+                except W2VError as e:
+                    raise W2VError(f"run {run['name']} {varied}: {e}") from None
+                suffix = "".join(f"__{k}={v}" for k, v in varied.items())
+                specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise W2VError("two runs have the same name; give each [[runs]] entry its own name")
+    return specs
+
+
+def corpus_path(exp: Experiment, override: str | None = None) -> Path:
+    """``"embedded"`` → the package's corpus, ``"bench"`` → ../shared/data's, else a path."""
+    which = override or exp.corpus
+    if which == "embedded":
+        return embedded_corpus_path()
+    if which == "bench":
+        if not BENCH_CORPUS.exists():
+            raise W2VError(f"the bench corpus is not at {BENCH_CORPUS}; pass --corpus PATH")
+        return BENCH_CORPUS
+    return Path(which)
+
+
+def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.PathLike,
+                   corpus: str | os.PathLike, log: Callable[[str], None] = print,
+                   on_progress=None, should_stop=None) -> list[dict[str, Any]]:
+    """Trains every run that is not finished (resuming interrupted ones) and scores it.
+
+    Returns the list of run records (see :func:`load_results`).
+    """
+    from w2v_jax.run import train_run
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(
+        {"name": exp.name, "description": exp.description, "corpus": str(corpus),
+         "runs": [{"name": s.name, "group": s.group, "varied": s.varied,
+                   "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
+    for i, spec in enumerate(specs, 1):
+        run_dir = out / spec.name
+        if (run_dir / SCORES).exists():
+            log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
+            continue
+        resume = (run_dir / CHECKPOINTS).is_dir() and any((run_dir / CHECKPOINTS).iterdir())
+        log(f"[{i}/{len(specs)}] {spec.name}: {'resuming' if resume else 'training'} "
+            f"({spec.config.objective}, {'SG' if spec.config.sg else 'CBOW'})")
+        if not (run_dir / "vectors.bin").exists():
+            train_run(run_dir, None if resume else spec.config, None if resume else corpus,
+                      resume=resume, eval_each_epoch=exp.eval_each_epoch,
+                      on_progress=on_progress, should_stop=should_stop, log=log)
+        score_run(run_dir)
+    return load_results(out, [s.name for s in specs])
+
+
+def score_run(run_dir: Path) -> dict[str, Any]:
+    """Scores a finished run's vectors (analogy 3CosAdd at 30k, WordSim-353) into scores.json."""
+    from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    from w2v_jax.vectors import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(run_dir / "vectors.bin", binary=True)
+    a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
+    s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
+    scores = {"analogy": a["accuracy"], "analogy_answered": a["answered"],
+              "semantic": a["semantic"]["accuracy"], "syntactic": a["syntactic"]["accuracy"],
+              "wordsim": s["spearman"], "wordsim_covered": s["covered"]}
+    tmp = run_dir / (SCORES + ".tmp")
+    tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    tmp.replace(run_dir / SCORES)
+    return scores
+
+
+def load_results(out_dir: str | os.PathLike, names: list[str] | None = None) -> list[dict]:
+    """Reads run directories back: config, scores, the metrics stream and its summary."""
+    out = Path(out_dir)
+    meta = json.loads((out / "experiment.json").read_text())
+    results = []
+    for r in meta["runs"]:
+        if names is not None and r["name"] not in names:
+            continue
+        run_dir = out / r["name"]
+        if not (run_dir / SCORES).exists():
+            continue
+        records = [json.loads(line) for line in
+                   (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        done = [x for x in records if x.get("event") == "done"]
+        results.append(r | {
+            "scores": json.loads((run_dir / SCORES).read_text()),
+            "progress": [x for x in records if "loss" in x and "event" not in x],
+            "evals": [x for x in records if x.get("event") == "eval"],
+            "done": done[-1] if done else {}})
+    return results
+
+
+# ----------------------------------------------------------------------------------
+# Summary table and plots
+# ----------------------------------------------------------------------------------
+
+_COLUMNS = ["objective", "model", "negative", "window", "vector_size", "words/s",
+            "step ms", "final loss", "analogy", "WordSim-353", "train s"]
+
+
+def _row(r: dict) -> dict[str, Any]:
+    cfg, done, progress = r["config"], r["done"], r["progress"]
+    train_s, n_steps = done.get("train_seconds"), done.get("steps")
+    return {"objective": cfg["objective"], "model": "SG" if cfg["sg"] else "CBOW",
+            "negative": cfg["negative"] if cfg["objective"] == "ns" else "-",
+            "window": cfg["window"], "vector_size": cfg["vector_size"],
+            "words/s": done.get("words_per_sec"),
+            "step ms": (1e3 * train_s / n_steps) if train_s and n_steps else None,
+            "final loss": progress[-1]["loss"] if progress else None,
+            "analogy": r["scores"]["analogy"], "WordSim-353": r["scores"]["wordsim"],
+            "train s": train_s}
+
+
+def summarise(results: list[dict]) -> list[dict[str, Any]]:
+    """One row per group × sweep point, mean ± std over seeds."""
+    rows: dict[tuple, list[dict]] = {}
+    for r in results:
+        key_varied = {k: v for k, v in r["varied"].items() if k != "seed"}
+        key = (r["group"], tuple(sorted(key_varied.items())))
+        rows.setdefault(key, []).append(_row(r))
+    table = []
+    for (group, varied), runs in rows.items():
+        row = {"run": group + "".join(f" {k}={v}" for k, v in varied),
+               "seeds": len(runs)}
+        for col in _COLUMNS:
+            vals = [x[col] for x in runs]
+            if all(isinstance(v, (int, float)) and v is not None for v in vals) \
+                    and col not in ("negative", "window", "vector_size"):
+                row[col] = (float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1 else None)
+            else:
+                row[col] = vals[0]
+        table.append(row)
+    return table
+
+
+def _fmt(col: str, v: Any) -> str:
+    if isinstance(v, tuple):
+        mean, std = v
+        if col in ("analogy",):
+            s = f"{100 * mean:.2f}%"
+            return s if std is None else f"{s} ± {100 * std:.2f}"
+        if col == "words/s":
+            s = f"{mean / 1e3:.0f}k"
+            return s if std is None else f"{s} ± {std / 1e3:.0f}k"
+        digits = 3 if col in ("WordSim-353", "final loss", "step ms") else 1
+        s = f"{mean:.{digits}f}"
+        return s if std is None else f"{s} ± {std:.{digits}f}"
+    return "n/a" if v is None else str(v)
+
+
+def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str) -> str:
+    """Writes summary.md and summary.csv; returns the markdown."""
+    out = Path(out_dir)
+    cols = ["run", "seeds", *_COLUMNS]
+    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table:
+        md.append("| " + " | ".join(_fmt(c, row[c]) for c in cols) + " |")
+    text = "\n".join(md) + "\n"
+    (out / "summary.md").write_text(text)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([c for col in cols for c in ((col, col + " std") if col in _COLUMNS else (col,))])
+    for row in table:
+        line = []
+        for col in cols:
+            v = row[col]
+            if col in _COLUMNS:
+                line += [v[0], v[1]] if isinstance(v, tuple) else [v, None]
+            else:
+                line.append(v)
+        w.writerow(["" if x is None else x for x in line])
+    (out / "summary.csv").write_text(buf.getvalue())
+    return text
+
+
+def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Path]:
+    """loss vs words and vs wall-clock, scores vs epoch, final scores: PNGs in out_dir."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in results:
+        p = r["progress"]
+        if not p:
+            continue
+        axes[0].plot([x["words"] for x in p], [x["loss"] for x in p], label=r["name"], lw=1)
+        axes[1].plot([x["elapsed"] for x in p], [x["loss"] for x in p], label=r["name"], lw=1)
+    axes[0].set(xlabel="raw words seen", ylabel="loss per example", title="loss vs words")
+    axes[1].set(xlabel="training seconds", ylabel="loss per example", title="loss vs wall-clock")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    paths.append(out / "loss.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    if any(r["evals"] for r in results):
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+        for r in results:
+            e = [x for x in r["evals"] if x.get("analogy") is not None]
+            if not e:
+                continue
+            axes[0].plot([x["epoch"] for x in e], [100 * x["analogy"] for x in e], "o-", label=r["name"])
+            axes[1].plot([x["epoch"] for x in e], [x["wordsim"] for x in e], "o-", label=r["name"])
+            if all(x.get("elapsed") is not None for x in e):
+                axes[2].plot([x["elapsed"] for x in e], [100 * x["analogy"] for x in e], "o-",
+                             label=r["name"])
+        axes[0].set(xlabel="epoch", ylabel="analogy accuracy % (3CosAdd, 30k)", title="analogy vs epoch")
+        axes[1].set(xlabel="epoch", ylabel="WordSim-353 Spearman", title="similarity vs epoch")
+        axes[2].set(xlabel="training seconds", ylabel="analogy accuracy %",
+                    title="analogy vs wall-clock")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        axes[2].legend(fontsize=7)
+        fig.suptitle(title)
+        fig.tight_layout()
+        paths.append(out / "scores_vs_epoch.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
+    table = summarise(results)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(table) + 2))
+    labels = [row["run"] for row in table]
+    for ax, col, scale, name in ((axes[0], "analogy", 100, "analogy accuracy %"),
+                                 (axes[1], "WordSim-353", 1, "WordSim-353 Spearman")):
+        means = [(row[col][0] if isinstance(row[col], tuple) else math.nan) * scale for row in table]
+        stds = [((row[col][1] or 0) if isinstance(row[col], tuple) else 0) * scale for row in table]
+        ax.barh(labels, means, xerr=stds, color="tab:blue", alpha=0.8)
+        ax.set(xlabel=name)
+        ax.grid(axis="x", alpha=0.3)
+        ax.invert_yaxis()
+    axes[1].set_yticklabels([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    paths.append(out / "final_scores.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+__all__ = ["Experiment", "RunSpec", "expand", "load_experiment", "load_results", "parse_sweep",
+           "plot", "run_experiment", "score_run", "summarise", "write_summary"]
