@@ -65,16 +65,27 @@ def _run(args) -> int:
     finally:
         stop.restore()
     title = f"{exp.name}: {exp.description}" if exp.description else exp.name
-    text = ex.write_summary(ex.summarise(results), out, title)
+    text = ex.write_summary(ex.summarise(results), out, title, ex.at_equal_time(results))
+    failed = ex.failures(out)
+    if failed:
+        text += "\nFailed runs:\n\n" + "".join(f"- {k}: {v}\n" for k, v in failed.items())
+        (out / "summary.md").write_text(text)
     plots = ex.plot(results, out, exp.name)
+    if exp.scaling:
+        text += "\nCost per pair vs vocabulary size:\n\n" + ex.run_scaling(
+            exp.scaling, exp.base, out, log=lambda m: print(m, file=sys.stderr))
+        (out / "summary.md").write_text(text)
+        plots += [out / "scaling.png", out / "scaling.json"]
     print(text)
+    if failed:
+        print(f"experiments.run: {len(failed)} run(s) failed; see summary.md", file=sys.stderr)
     if args.results:
         dest = Path(args.results)
         dest.mkdir(parents=True, exist_ok=True)
         for f in [out / "summary.md", out / "summary.csv", *plots]:
             shutil.copy(f, dest / f.name)
         print(f"copied summary and plots to {dest}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ An experiment is a TOML file::
     [sweep]                     # optional grid, crossed with the runs
     window = [2, 5, 10]
 
+    [scaling]                   # optional: time per pair vs vocabulary size (w2v_jax.scaling)
+    vocab_sizes = [1000, 4000, 16000]
+    objectives = ["softmax", "ns", "hs"]
+
 Every run trains into ``OUT/<run name>/`` with :func:`w2v_jax.run.train_run`
 (checkpoints, metrics.jsonl, vectors.bin), then writes ``scores.json``. A finished run
 is skipped and an interrupted one resumed, so re-running an experiment only does what
@@ -48,6 +52,7 @@ from w2v_jax.errors import W2VError
 
 BENCH_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench-corpus.txt.gz"
 SCORES = "scores.json"
+FAILED = "failed.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Experiment:
     sweep: dict[str, list[Any]]
     seeds: list[int] | None
     eval_each_epoch: bool
+    scaling: dict[str, Any] | None = None  # {"vocab_sizes": [...], "objectives": [...], ...}
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
@@ -82,7 +88,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         raise W2VError(f"cannot read experiment {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise W2VError(f"experiment {path} is not valid TOML: {e}") from None
-    known = {"name", "description", "corpus", "base", "runs", "sweep", "seeds", "eval_each_epoch"}
+    known = {"name", "description", "corpus", "base", "runs", "sweep", "seeds", "eval_each_epoch",
+             "scaling"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise W2VError(f"experiment {path}: unknown key(s) {', '.join(unknown)}; "
@@ -94,7 +101,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     return Experiment(name=data.get("name", path.stem), description=data.get("description", ""),
                       corpus=data.get("corpus", "embedded"), base=data.get("base", {}),
                       runs=runs, sweep=data.get("sweep", {}), seeds=data.get("seeds"),
-                      eval_each_epoch=bool(data.get("eval_each_epoch", True)))
+                      eval_each_epoch=bool(data.get("eval_each_epoch", True)),
+                      scaling=data.get("scaling"))
 
 
 def parse_value(text: str) -> Any:
@@ -171,7 +179,9 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                    on_progress=None, should_stop=None) -> list[dict[str, Any]]:
     """Trains every run that is not finished (resuming interrupted ones) and scores it.
 
-    Returns the list of run records (see :func:`load_results`).
+    A run that fails with a W2VError (divergence, say) is logged and recorded in its
+    ``failed.json``; the others go on. Returns the records of the finished runs (see
+    :func:`load_results`).
     """
     from w2v_jax.run import train_run
 
@@ -189,12 +199,24 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
         resume = (run_dir / CHECKPOINTS).is_dir() and any((run_dir / CHECKPOINTS).iterdir())
         log(f"[{i}/{len(specs)}] {spec.name}: {'resuming' if resume else 'training'} "
             f"({spec.config.objective}, {'SG' if spec.config.sg else 'CBOW'})")
-        if not (run_dir / "vectors.bin").exists():
-            train_run(run_dir, None if resume else spec.config, None if resume else corpus,
-                      resume=resume, eval_each_epoch=exp.eval_each_epoch,
-                      on_progress=on_progress, should_stop=should_stop, log=log)
+        (run_dir / FAILED).unlink(missing_ok=True)
+        try:
+            if not (run_dir / "vectors.bin").exists():
+                train_run(run_dir, None if resume else spec.config, None if resume else corpus,
+                          resume=resume, eval_each_epoch=exp.eval_each_epoch,
+                          on_progress=on_progress, should_stop=should_stop, log=log)
+        except W2VError as e:  # e.g. divergence: record it, go on with the other runs
+            log(f"[{i}/{len(specs)}] {spec.name}: failed: {e}")
+            (run_dir / FAILED).write_text(json.dumps({"error": str(e)}) + "\n")
+            continue
         score_run(run_dir)
     return load_results(out, [s.name for s in specs])
+
+
+def failures(out_dir: str | os.PathLike) -> dict[str, str]:
+    """Run name → error message of the runs that failed (see :func:`run_experiment`)."""
+    return {p.parent.name: json.loads(p.read_text())["error"]
+            for p in sorted(Path(out_dir).glob(f"*/{FAILED}"))}
 
 
 def score_run(run_dir: Path) -> dict[str, Any]:
@@ -279,6 +301,24 @@ def summarise(results: list[dict]) -> list[dict[str, Any]]:
     return table
 
 
+def at_equal_time(results: list[dict]) -> tuple[float, list[dict[str, Any]]]:
+    """Scores at the wall-clock budget of the fastest run: each run's last per-epoch
+    evaluation finished within that many training seconds (None: no epoch done by then)."""
+    totals = [r["done"].get("train_seconds") for r in results if r["done"].get("train_seconds")]
+    if not totals:
+        return 0.0, []
+    budget = min(totals)
+    rows = []
+    for r in results:
+        within = [e for e in r["evals"] if e.get("elapsed") is not None and e["elapsed"] <= budget]
+        last = within[-1] if within else None
+        rows.append({"run": r["name"], "epochs done": last["epoch"] if last else 0,
+                     "words seen": last["words"] if last else 0,
+                     "analogy": last["analogy"] if last else None,
+                     "WordSim-353": last["wordsim"] if last else None})
+    return budget, rows
+
+
 def _fmt(col: str, v: Any) -> str:
     if isinstance(v, tuple):
         mean, std = v
@@ -294,14 +334,25 @@ def _fmt(col: str, v: Any) -> str:
     return "n/a" if v is None else str(v)
 
 
-def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str) -> str:
-    """Writes summary.md and summary.csv; returns the markdown."""
+def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str,
+                  equal_time: tuple[float, list[dict]] | None = None) -> str:
+    """Writes summary.md (with the :func:`at_equal_time` table if given) and summary.csv;
+    returns the markdown."""
     out = Path(out_dir)
     cols = ["run", "seeds", *_COLUMNS]
     md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table:
         md.append("| " + " | ".join(_fmt(c, row[c]) for c in cols) + " |")
     text = "\n".join(md) + "\n"
+    if equal_time is not None and equal_time[1]:
+        budget, rows = equal_time
+        text += (f"\nAt equal wall-clock ({budget:.1f} training seconds, the fastest run's "
+                 "total; scores of the last epoch finished by then):\n\n"
+                 "| run | epochs done | words seen | analogy | WordSim-353 |\n|---|---|---|---|---|\n")
+        for r in rows:
+            a = "n/a" if r["analogy"] is None else f"{100 * r['analogy']:.2f}%"
+            ws = "n/a" if r["WordSim-353"] is None else f"{r['WordSim-353']:.3f}"
+            text += f"| {r['run']} | {r['epochs done']} | {r['words seen']:,} | {a} | {ws} |\n"
     (out / "summary.md").write_text(text)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -340,7 +391,8 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
     for ax in axes:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     paths.append(out / "loss.png")
@@ -364,7 +416,8 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
                     title="analogy vs wall-clock")
         for ax in axes:
             ax.grid(alpha=0.3)
-        axes[2].legend(fontsize=7)
+        if axes[2].get_legend_handles_labels()[0]:
+            axes[2].legend(fontsize=7)
         fig.suptitle(title)
         fig.tight_layout()
         paths.append(out / "scores_vs_epoch.png")
@@ -391,5 +444,61 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
     return paths
 
 
-__all__ = ["Experiment", "RunSpec", "expand", "load_experiment", "load_results", "parse_sweep",
+def run_scaling(spec: dict[str, Any], base: dict[str, Any], out_dir: str | os.PathLike,
+                log: Callable[[str], None] = print) -> str:
+    """Measures time per pair vs vocabulary size per objective; writes scaling.{json,md,png}.
+
+    ``spec``: ``vocab_sizes`` (list), ``objectives`` (default softmax, ns, hs), optional
+    ``calls`` (timed calls per point, default 3) and ``steps_per_call`` per objective.
+    Points already in scaling.json are not measured again. Returns the markdown.
+    """
+    from w2v_jax.scaling import loglog_slope, time_per_pair
+
+    out = Path(out_dir)
+    path = out / "scaling.json"
+    points = json.loads(path.read_text()) if path.exists() else {}
+    sizes = [int(v) for v in spec["vocab_sizes"]]
+    objectives = spec.get("objectives", ["softmax", "ns", "hs"])
+    steps = {"softmax": 4, "ns": 32, "hs": 32} | spec.get("steps_per_call", {})
+    hyper = {k: v for k, v in base.items() if k in ("sg", "vector_size", "window", "negative",
+                                                      "batch_size", "shared_negatives")}
+    for obj in objectives:
+        for v in sizes:
+            key = f"{obj}/{v}"
+            if key in points:
+                continue
+            cfg = Config.from_dict(hyper | {"objective": obj, "steps_per_call": steps[obj],
+                                            "min_count": 1, "sample": 0})
+            points[key] = time_per_pair(cfg, v, calls=int(spec.get("calls", 3)))
+            log(f"scaling: {obj:8s} V={v:>7,}  {1e6 * points[key]:9.3f} µs per pair")
+            path.write_text(json.dumps(points, indent=2) + "\n")
+    slopes = {o: loglog_slope(sizes, [points[f"{o}/{v}"] for v in sizes]) for o in objectives}
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for o in objectives:
+        ys = [1e6 * points[f"{o}/{v}"] for v in sizes]
+        ax.loglog(sizes, ys, "o-", label=f"{o}: slope {slopes[o]:.2f}")
+    ax.set(xlabel="vocabulary size V", ylabel="µs per training pair (fwd + bwd + update)",
+           title="Cost of a pair vs vocabulary (log-log, fitted slopes)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=110)
+    plt.close(fig)
+    md = ["| V | " + " | ".join(f"{o} µs/pair" for o in objectives) + " |",
+          "|---|" + "---|" * len(objectives)]
+    for v in sizes:
+        md.append(f"| {v:,} | " + " | ".join(f"{1e6 * points[f'{o}/{v}']:.3f}" for o in objectives) + " |")
+    md.append("| log-log slope | " + " | ".join(f"{slopes[o]:.2f}" for o in objectives) + " |")
+    text = "\n".join(md) + "\n"
+    (out / "scaling.md").write_text(text)
+    return text
+
+
+__all__ = ["at_equal_time", "failures", "run_scaling", "Experiment", "RunSpec", "expand", "load_experiment", "load_results", "parse_sweep",
            "plot", "run_experiment", "score_run", "summarise", "write_summary"]

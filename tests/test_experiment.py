@@ -1,0 +1,126 @@
+"""The experiment runner: plans, runs (skipping and resuming), summaries, plots, scaling."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import planted_topics_text
+from experiments.run import main as run_main
+from w2v_jax import experiment as ex
+from w2v_jax.errors import W2VError
+from w2v_jax.scaling import loglog_slope, synthetic_vocab, time_per_pair
+
+TOML = """
+name = "tiny"
+description = "two objectives"
+seeds = [0, 1]
+eval_each_epoch = true
+
+[base]
+vector_size = 8
+window = 2
+min_count = 1
+sample = 0
+epochs = 2
+batch_size = 32
+steps_per_call = 8
+
+[[runs]]
+name = "ns"
+shared_negatives = 4
+
+[[runs]]
+name = "hs"
+objective = "hs"
+
+[sweep]
+window = [1, 2]
+"""
+
+
+@pytest.fixture
+def exp_file(tmp_path):
+    (tmp_path / "c.txt").write_text(planted_topics_text())
+    path = tmp_path / "tiny.toml"
+    path.write_text(TOML.replace('name = "tiny"', f'name = "tiny"\ncorpus = "{tmp_path / "c.txt"}"'))
+    return path
+
+
+def test_expand_crosses_runs_sweep_and_seeds(exp_file):
+    exp = ex.load_experiment(exp_file)
+    specs = ex.expand(exp)
+    assert len(specs) == 2 * 2 * 2
+    assert specs[0].name == "ns__window=1__seed=0" and specs[0].config.window == 1
+    assert {s.config.objective for s in specs} == {"ns", "hs"}
+    assert {s.config.seed for s in specs} == {0, 1}
+    # The command line replaces the file's sweep and seeds and can set any field.
+    specs = ex.expand(exp, ex.parse_sweep(["negative=1,3"]), [7], {"epochs": 1})
+    assert [(s.config.negative, s.config.seed, s.config.epochs) for s in specs][:2] == [(1, 7, 1), (3, 7, 1)]
+    with pytest.raises(W2VError, match="'negatve' is not a config field"):
+        ex.expand(exp, ex.parse_sweep(["negatve=1"]))
+    with pytest.raises(W2VError, match="window must be a positive"):
+        ex.expand(exp, ex.parse_sweep(["window=0"]))
+
+
+def test_run_skip_resume_summary_and_plots(exp_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    results_dir = tmp_path / "results"
+    # A third run that diverges: recorded as failed, the others go on, exit status 1.
+    exp_file.write_text(exp_file.read_text() + '\n[[runs]]\nname = "bad"\nalpha = 1e30\n'
+                        'min_alpha = 1e30\nshared_negatives = 4\n')
+    argv = [str(exp_file), "--out", str(out), "--sweep", "window=2"]
+    assert run_main([*argv, "--results", str(results_dir)]) == 1
+    names = [r["name"] for r in json.loads((out / "experiment.json").read_text())["runs"]]
+    assert len(names) == 6
+    assert all((out / n / "scores.json").exists() for n in names if not n.startswith("bad"))
+    assert "training diverged" in json.loads((out / "bad__window=2__seed=0" / "failed.json").read_text())["error"]
+    md = (out / "summary.md").read_text()
+    assert "\n| ns window=2 | 2 |" in md and "\n| hs window=2 | 2 |" in md
+    assert "At equal wall-clock" in md and "Failed runs:" in md
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 2 and all(r["seeds"] == "2" for r in rows)
+    assert all(float(r["words/s std"]) >= 0 and float(r["words/s"]) > 0 for r in rows)
+    for png in ("loss.png", "scores_vs_epoch.png", "final_scores.png"):
+        assert (out / png).stat().st_size > 10_000 and (results_dir / png).exists()
+    # Finished runs are skipped; the failed ones are tried again.
+    capsys.readouterr()
+    assert run_main(argv) == 1
+    assert capsys.readouterr().err.count("done already, skipped") == 4
+    # An interrupted run (checkpoint, no vectors) is resumed, not restarted.
+    victim = out / names[0]
+    for f in ("scores.json", "vectors.bin"):
+        (victim / f).unlink()
+    assert run_main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"1/6] {names[0]}: resuming" in err and "resuming from checkpoint step" in err
+    assert (victim / "scores.json").exists()
+
+
+def test_bad_experiment_files(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    assert run_main([str(bad)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    bad.write_text('name = "x"\nbogus = 1\n')
+    assert run_main([str(bad)]) == 2
+    assert "unknown key(s) bogus" in capsys.readouterr().err
+
+
+def test_cost_per_pair_grows_with_v_for_softmax_only():
+    from w2v_jax.config import Config
+
+    def cost(obj, v):
+        cfg = Config(objective=obj, vector_size=16, window=2, batch_size=32, steps_per_call=2,
+                     sample=0, min_count=1)
+        return time_per_pair(cfg, v, calls=3)
+
+    sizes = [500, 8000]
+    soft = [cost("softmax", v) for v in sizes]
+    ns = [cost("ns", v) for v in sizes]
+    assert loglog_slope(sizes, soft) > 0.5  # ~1 in theory; generous for a noisy machine
+    assert loglog_slope(sizes, ns) < 0.35
+    assert synthetic_vocab(10).counts.tolist()[:3] == [100, 50, 33]
+    assert loglog_slope([1, 10, 100], [2, 20, 200]) == pytest.approx(1.0)
+    assert np.isfinite(soft + ns).all()
