@@ -1,12 +1,13 @@
-"""Runs an experiment: ``python -m experiments.run experiments/softmax_vs_ns.toml``.
+"""Runs experiments: ``python -m experiments.run experiments/softmax_vs_ns.toml``.
 
-    python -m experiments.run CONFIG [--out DIR] [--corpus embedded|bench|PATH]
+    python -m experiments.run CONFIG [CONFIG ...] [--out DIR] [--corpus embedded|bench|PATH]
         [--sweep FIELD=V1,V2 ...] [--seeds 0,1,2] [--set FIELD=V ...] [--results DIR]
 
-Each run trains into OUT/<run>/ (default OUT: runs/<experiment name>); finished runs are
-skipped and interrupted ones resumed. The summary (markdown + CSV) and plots (PNG) are
-written to OUT and, with --results, copied there (e.g. experiments/results/<name>).
-The logic lives in ``w2v_jax.experiment``; this file only assembles it.
+Each run of experiment NAME trains into OUT/<run>/ (default OUT: runs/NAME); finished
+runs are skipped and interrupted ones resumed, so the same command continues a stopped
+experiment. The summary (markdown + CSV) and plots (PNG) are written to OUT and, with
+--results DIR, copied to DIR/NAME/ (e.g. experiments/results/NAME). The logic lives in
+``w2v_jax.experiment``; this file only assembles it.
 """
 
 from __future__ import annotations
@@ -22,20 +23,22 @@ from w2v_jax.errors import Interrupted, W2VError
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("config", help="experiment TOML file")
-    p.add_argument("--out", help="experiment directory (default: runs/<name>)")
+    p.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment TOML file(s)")
+    p.add_argument("--out", help="experiment directory (default: runs/<name>; one config only)")
     p.add_argument("--corpus", help="embedded, bench, or a path (default: the file's)")
     p.add_argument("--sweep", nargs="*", default=None, metavar="FIELD=V1,V2",
                    help="grid over config fields (replaces the file's [sweep])")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (replaces the file's)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=V",
                    help="set a config field in every run, e.g. epochs=1")
-    p.add_argument("--results", help="also copy summary and plots into this directory")
+    p.add_argument("--results", help="also copy summary and plots into RESULTS/<name>/")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
     tune_xla_cpu()
     try:
-        return _run(args)
+        if args.out and len(args.configs) > 1:
+            raise W2VError("--out names one experiment's directory; give one CONFIG with it")
+        return max(_run(args, config) for config in args.configs)
     except W2VError as e:
         if args.debug:
             raise
@@ -46,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args) -> int:
+def _run(args, config: str) -> int:
     from w2v_jax import experiment as ex
     from w2v_jax.cli import _StopFlag
 
-    exp = ex.load_experiment(args.config)
+    exp = ex.load_experiment(config)
     sweep = None if args.sweep is None else ex.parse_sweep(args.sweep)
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
     overrides = {k: v[0] for k, v in ex.parse_sweep(args.set).items()}
@@ -80,7 +83,7 @@ def _run(args) -> int:
     if failed:
         print(f"experiments.run: {len(failed)} run(s) failed; see summary.md", file=sys.stderr)
     if args.results:
-        dest = Path(args.results)
+        dest = Path(args.results) / exp.name
         dest.mkdir(parents=True, exist_ok=True)
         for f in [out / "summary.md", out / "summary.csv", *plots]:
             shutil.copy(f, dest / f.name)
