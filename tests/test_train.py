@@ -67,6 +67,23 @@ def test_learning_rate_decays_linearly_to_min_alpha():
     assert Config(sg=0).learning_rate == 0.05 and Config(sg=1).learning_rate == 0.025
 
 
+def test_row_term_cap_scales_only_rows_with_many_terms():
+    import jax.numpy as jnp
+
+    from w2v_jax.train import _row_term_cap
+
+    ids = jnp.array([3, 1, 3, 2], jnp.int32)
+    terms = jnp.array([4.0, 2.0, 6.0, 1.0])  # row 3 has 10 terms over its two entries
+    np.testing.assert_allclose(np.asarray(_row_term_cap(ids, terms, 5, 5.0)), [0.5, 1, 0.5, 1])
+
+
+def test_sg_with_row_term_cap_trains(topic_corpus):
+    vocab, corpus = load_corpus(topic_corpus, min_count=1)
+    cfg = Config(**SMALL, sg=1, epochs=4, max_row_terms=4.0)
+    same, diff = topic_separation(vocab, np.asarray(train(cfg, vocab, corpus).w_in))
+    assert same > diff + 0.3, (same, diff)
+
+
 def test_progress_reports_words_and_speed(topic_corpus):
     vocab, corpus = load_corpus(topic_corpus, min_count=1)
     seen = []

@@ -38,6 +38,8 @@ _TRAIN_FLAGS = [
     ("batch_size", int, "consecutive centres per SGD step"),
     ("shared_negatives", int, "centres sharing one draw of negatives (default: 8 SG, 1 CBOW)"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
+    ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "
+     "(SG ns, and hs; stabilises higher --alpha and hierarchical softmax)"),
     ("seed", int, "random seed"),
 ]
 

@@ -55,6 +55,12 @@ class Config:
       cbow_update: "word2vec" adds the full gradient of the mean context vector to
         every context row (word2vec C and gensim); "exact" adds 1/count of it
         (the true gradient of the loss).
+      max_row_terms: SG with "ns", and "hs" (SG and CBOW). A step sums the gradients of
+        all its pairs from the old rows, so a row that many of them touch (the most
+        frequent noise words: ~10 draws a step, each for up to S pairs; the inner nodes
+        near the Huffman root: every pair of the step) moves as if by that many SGD
+        updates without seeing any of them. Its summed update is scaled by
+        min(1, max_row_terms / its number of terms). None: no cap.
     """
 
     vector_size: int = 100
@@ -75,6 +81,7 @@ class Config:
     steps_per_call: int = 256
     cbow_update: str = "word2vec"
     objective: str = "ns"
+    max_row_terms: float | None = None
 
     def __post_init__(self):
         _validate(self)
@@ -133,9 +140,9 @@ def _validate(c: Config) -> None:
     for name in floats:
         v = getattr(c, name)
         need(_type_ok(v, float), f"{name} must be a number, got {v!r}")
-    for name in ("alpha", "max_vocab_size", "shared_negatives"):
+    for name in ("alpha", "max_vocab_size", "shared_negatives", "max_row_terms"):
         v = getattr(c, name)
-        kind = float if name == "alpha" else int
+        kind = float if name in ("alpha", "max_row_terms") else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
     for name in ("vector_size", "window", "negative", "epochs", "batch_size", "steps_per_call"):
@@ -149,6 +156,8 @@ def _validate(c: Config) -> None:
     need(c.min_alpha >= 0, f"min_alpha must be >= 0, got {c.min_alpha}")
     need(c.min_alpha <= c.learning_rate,
          f"min_alpha ({c.min_alpha}) must not exceed alpha ({c.learning_rate})")
+    need(c.max_row_terms is None or c.max_row_terms > 0,
+         f"max_row_terms must be > 0 or None, got {c.max_row_terms}")
     need(c.shared_negatives is None or c.shared_negatives > 0,
          f"shared_negatives must be a positive integer or None, got {c.shared_negatives}")
     need(c.batch_size % c.negatives_shared_by == 0,

@@ -166,6 +166,18 @@ def _shared_negatives(h: jax.Array, weight: jax.Array, c_neg: jax.Array):
 
 
 
+def _row_term_cap(ids: jax.Array, terms: jax.Array, vocab_size: int, cap: float) -> jax.Array:
+    """f[N]: min(1, cap / T) for each entry, T = Σ ``terms`` over all entries of its id.
+
+    ids: i32[N] the rows a step scatter-adds to (repeats allowed); terms: f[N] the gradient
+    terms summed into each entry. The step's terms of a row are all computed from its old
+    value; at sample=1e-3 and alpha 0.035 the rows of the most frequent words, hit by
+    tens of terms a step, diverged. Rows with few terms (nearly all) are left untouched.
+    """
+    total = jnp.zeros(vocab_size, terms.dtype).at[ids].add(terms)[ids]
+    return jnp.minimum(1.0, cap / jnp.maximum(total, 1.0))
+
+
 def _sg_step(params, ex, cfg: Config):
     """Skip-gram: h = W_in[centre]; positives are the span's W_out rows at each offset."""
     w_in, w_out = params
@@ -189,10 +201,24 @@ def _sg_step(params, ex, cfg: Config):
         d_span = d_span.at[w + o:w + o + c].add(dc)
         d_neg.append(dn)
     d_neg = jnp.stack(d_neg)  # f[2W, G, K, d]
+    rows = jnp.concatenate([tok, negs.reshape(-1)])
+    d_out = jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])])
+    if cfg.max_row_terms is not None:
+        # Terms per scatter entry: pairs whose context is that span token; for a
+        # negative draw, the real pairs of its S centres at its offset.
+        g = negs.shape[1]
+        t_span = jnp.zeros(span.shape[0], mask.dtype)
+        for j, o in enumerate(_offsets(w)):
+            t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
+        t_neg = jnp.broadcast_to(jnp.sum(mask.T.reshape(2 * w, g, -1), axis=2)[..., None],
+                                 negs.shape)
+        v, cap = w_in.shape[0], cfg.max_row_terms
+        d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
+        d_out = d_out * _row_term_cap(rows, jnp.concatenate([t_span, t_neg.reshape(-1)]),
+                                      v, cap)[:, None]
     lr = ex["lr"]
     w_in = w_in.at[centres].add(-lr * d_h)
-    rows = jnp.concatenate([tok, negs.reshape(-1)])
-    w_out = w_out.at[rows].add(-lr * jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])]))
+    w_out = w_out.at[rows].add(-lr * d_out)
     return (w_in, w_out), (loss, jnp.sum(n))
 
 
@@ -290,6 +316,17 @@ def _sg_hs_step(params, ex, cfg: Config, aux):
         d_h, dn = objectives.hs_batch_grads(h, nodes, codes, m)
         d_span = d_span.at[w + o:w + o + c].add(d_h)
         d_nodes = d_nodes + dn
+    if cfg.max_row_terms is not None:
+        # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
+        # it is the context of. Nodes near the root collect every pair of the step.
+        v, cap, d = w_in.shape[0], cfg.max_row_terms, span.shape[1]
+        n = jnp.sum(mask, axis=1)
+        scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
+        d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
+        t_span = jnp.zeros(span.shape[0], mask.dtype)
+        for j, o in enumerate(_offsets(w)):
+            t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
+        d_span = d_span * _row_term_cap(tok, t_span, v, cap)[:, None]
     w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, span.shape[1]))
     return (w_in.at[tok].add(-lr * d_span), w_out), (loss, jnp.sum(mask))
 
@@ -307,6 +344,9 @@ def _cbow_hs_step(params, ex, cfg: Config, aux):
     nodes, m = w_out[points], on_path * valid[:, None]
     loss = objectives.hs_batch_loss(h, nodes, codes, m)
     d_h, d_nodes = objectives.hs_batch_grads(h, nodes, codes, m)
+    if cfg.max_row_terms is not None:
+        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), w_in.shape[0], cfg.max_row_terms)
+        d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
     w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
     w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
     return (w_in, w_out), (loss, jnp.sum(valid))
