@@ -68,7 +68,7 @@ def _run(args, config: str) -> int:
     finally:
         stop.restore()
     title = f"{exp.name}: {exp.description}" if exp.description else exp.name
-    text = ex.write_summary(ex.summarise(results), out, title, ex.at_equal_time(results))
+    text = ex.write_summary(ex.summarise(results), out, title, ex.at_equal_time(results, exp.equal_time_seconds))
     failed = ex.failures(out)
     if failed:
         text += "\nFailed runs:\n\n" + "".join(f"- {k}: {v}\n" for k, v in failed.items())

@@ -60,7 +60,8 @@ class Config:
         frequent noise words: ~10 draws a step, each for up to S pairs; the inner nodes
         near the Huffman root: every pair of the step) moves as if by that many SGD
         updates without seeing any of them. Its summed update is scaled by
-        min(1, max_row_terms / its number of terms). None: no cap.
+        min(1, max_row_terms / its number of terms). None: no cap for "ns", 20 for
+        "hs" (see ``row_term_cap``).
     """
 
     vector_size: int = 100
@@ -99,6 +100,14 @@ class Config:
         if self.shared_negatives is not None:
             return int(self.shared_negatives)
         return 8 if self.sg else 1
+
+    @property
+    def row_term_cap(self) -> float | None:
+        """The cap actually used (``max_row_terms``, or 20 for "hs", whose SG form
+        diverged without one: every pair of a step updates the root's row)."""
+        if self.max_row_terms is not None:
+            return float(self.max_row_terms)
+        return 20.0 if self.objective == "hs" else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -203,7 +203,7 @@ def _sg_step(params, ex, cfg: Config):
     d_neg = jnp.stack(d_neg)  # f[2W, G, K, d]
     rows = jnp.concatenate([tok, negs.reshape(-1)])
     d_out = jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])])
-    if cfg.max_row_terms is not None:
+    if cfg.row_term_cap is not None:
         # Terms per scatter entry: pairs whose context is that span token; for a
         # negative draw, the real pairs of its S centres at its offset.
         g = negs.shape[1]
@@ -212,7 +212,7 @@ def _sg_step(params, ex, cfg: Config):
             t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
         t_neg = jnp.broadcast_to(jnp.sum(mask.T.reshape(2 * w, g, -1), axis=2)[..., None],
                                  negs.shape)
-        v, cap = w_in.shape[0], cfg.max_row_terms
+        v, cap = w_in.shape[0], cfg.row_term_cap
         d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
         d_out = d_out * _row_term_cap(rows, jnp.concatenate([t_span, t_neg.reshape(-1)]),
                                       v, cap)[:, None]
@@ -316,10 +316,10 @@ def _sg_hs_step(params, ex, cfg: Config, aux):
         d_h, dn = objectives.hs_batch_grads(h, nodes, codes, m)
         d_span = d_span.at[w + o:w + o + c].add(d_h)
         d_nodes = d_nodes + dn
-    if cfg.max_row_terms is not None:
+    if cfg.row_term_cap is not None:
         # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
         # it is the context of. Nodes near the root collect every pair of the step.
-        v, cap, d = w_in.shape[0], cfg.max_row_terms, span.shape[1]
+        v, cap, d = w_in.shape[0], cfg.row_term_cap, span.shape[1]
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
@@ -344,8 +344,8 @@ def _cbow_hs_step(params, ex, cfg: Config, aux):
     nodes, m = w_out[points], on_path * valid[:, None]
     loss = objectives.hs_batch_loss(h, nodes, codes, m)
     d_h, d_nodes = objectives.hs_batch_grads(h, nodes, codes, m)
-    if cfg.max_row_terms is not None:
-        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), w_in.shape[0], cfg.max_row_terms)
+    if cfg.row_term_cap is not None:
+        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), w_in.shape[0], cfg.row_term_cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
     w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
     w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
