@@ -374,6 +374,18 @@ def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str,
     return text
 
 
+def _save(fig, legend_ax, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    if legend_ax.get_legend_handles_labels()[0]:
+        legend_ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Path]:
     """loss vs words and vs wall-clock, scores vs epoch, final scores: PNGs in out_dir."""
     import matplotlib
@@ -395,13 +407,7 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
     for ax in axes:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    if axes[1].get_legend_handles_labels()[0]:
-        axes[1].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    paths.append(out / "loss.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, axes[1], title, out / "loss.png"))
 
     if any(r["evals"] for r in results):
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -420,13 +426,7 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
                     title="analogy vs wall-clock")
         for ax in axes:
             ax.grid(alpha=0.3)
-        if axes[2].get_legend_handles_labels()[0]:
-            axes[2].legend(fontsize=7)
-        fig.suptitle(title)
-        fig.tight_layout()
-        paths.append(out / "scores_vs_epoch.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(_save(fig, axes[2], title, out / "scores_vs_epoch.png"))
 
     table = summarise(results)
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(table) + 2))
@@ -440,11 +440,7 @@ def plot(results: list[dict], out_dir: str | os.PathLike, title: str) -> list[Pa
         ax.grid(axis="x", alpha=0.3)
         ax.invert_yaxis()
     axes[1].set_yticklabels([])
-    fig.suptitle(title)
-    fig.tight_layout()
-    paths.append(out / "final_scores.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, axes[0], title, out / "final_scores.png"))
     return paths
 
 

@@ -237,16 +237,26 @@ def _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg: Config):
     return w_in.at[tok].add(-lr * d_span)
 
 
+def _cbow_hidden(w_in, ex, cfg: Config):
+    """CBOW's hidden vectors: the mean of each window's W_in rows.
+
+    Returns (mask f[C, 2W], n f[C] context words per window, valid f[C] 1 where a window
+    has context, h f[C, d]).
+    """
+    w = cfg.window
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    n = jnp.sum(mask, axis=1)
+    valid = (n > 0).astype(w_in.dtype)  # a window with no context trains nothing
+    h = _window_sum(w_in[ex["tok"]], mask / jnp.maximum(n, 1.0)[:, None], w)
+    return mask, n, valid, h
+
+
 def _cbow_step(params, ex, cfg: Config):
     """CBOW: h = mean of the span's W_in rows in the window; the target is the centre."""
     w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok = ex["tok"]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
-    n = jnp.sum(mask, axis=1)
-    valid = (n > 0).astype(w_in.dtype)  # a window with no context trains nothing
-    span = w_in[tok]  # f[C + 2W, d]
-    h = _window_sum(span, mask / jnp.maximum(n, 1.0)[:, None], w)
+    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
     targets = tok[w:w + c]
     negs = ex["negs"]  # i32[G, K]
     loss, d_h, d_pos = _positive(h, w_out[targets], valid)
@@ -279,10 +289,7 @@ def _cbow_softmax_step(params, ex, cfg: Config, aux=None):
     w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
-    n = jnp.sum(mask, axis=1)
-    valid = (n > 0).astype(w_in.dtype)
-    h = _window_sum(w_in[tok], mask / jnp.maximum(n, 1.0)[:, None], w)
+    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
     targets = tok[w:w + c, None]
     loss = objectives.softmax_batch_loss(h, w_out, targets, valid[:, None])
     d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, valid[:, None])
@@ -319,7 +326,7 @@ def _sg_hs_step(params, ex, cfg: Config, aux):
     if cfg.row_term_cap is not None:
         # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
         # it is the context of. Nodes near the root collect every pair of the step.
-        v, cap, d = w_in.shape[0], cfg.row_term_cap, span.shape[1]
+        v, cap = w_in.shape[0], cfg.row_term_cap
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
@@ -336,10 +343,7 @@ def _cbow_hs_step(params, ex, cfg: Config, aux):
     w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
-    n = jnp.sum(mask, axis=1)
-    valid = (n > 0).astype(w_in.dtype)
-    h = _window_sum(w_in[tok], mask / jnp.maximum(n, 1.0)[:, None], w)
+    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
     points, codes, on_path = _centre_paths(aux, tok[w:w + c], w_in.dtype)
     nodes, m = w_out[points], on_path * valid[:, None]
     loss = objectives.hs_batch_loss(h, nodes, codes, m)
