@@ -264,6 +264,7 @@ def load_results(out_dir: str | os.PathLike, names: list[str] | None = None) -> 
 # Summary table and plots
 # ----------------------------------------------------------------------------------
 
+_MEASURED = ("words/s", "step ms", "final loss", "analogy", "WordSim-353", "train s")
 _COLUMNS = ["objective", "model", "negative", "window", "vector_size", "words/s",
             "step ms", "final loss", "analogy", "WordSim-353", "train s"]
 
@@ -294,8 +295,7 @@ def summarise(results: list[dict]) -> list[dict[str, Any]]:
                "seeds": len(runs)}
         for col in _COLUMNS:
             vals = [x[col] for x in runs]
-            if all(isinstance(v, (int, float)) and v is not None for v in vals) \
-                    and col not in ("negative", "window", "vector_size"):
+            if col in _MEASURED and all(isinstance(v, (int, float)) for v in vals):
                 row[col] = (float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1 else None)
             else:
                 row[col] = vals[0]
@@ -360,12 +360,12 @@ def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str,
     (out / "summary.md").write_text(text)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([c for col in cols for c in ((col, col + " std") if col in _COLUMNS else (col,))])
+    w.writerow([c for col in cols for c in ((col, col + " std") if col in _MEASURED else (col,))])
     for row in table:
         line = []
         for col in cols:
             v = row[col]
-            if col in _COLUMNS:
+            if col in _MEASURED:
                 line += [v[0], v[1]] if isinstance(v, tuple) else [v, None]
             else:
                 line.append(v)
