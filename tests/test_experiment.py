@@ -96,6 +96,9 @@ def test_run_skip_resume_summary_and_plots(exp_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"1/6] {names[0]}: resuming" in err and "resuming from checkpoint step" in err
     assert (victim / "scores.json").exists()
+    # The file changed since: refuse to mix old runs into new results.
+    assert run_main([*argv, "--set", "epochs=1"]) == 2
+    assert "with another config" in capsys.readouterr().err
 
 
 def test_bad_experiment_files(tmp_path, capsys):

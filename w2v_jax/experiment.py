@@ -195,6 +195,7 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                    "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
     for i, spec in enumerate(specs, 1):
         run_dir = out / spec.name
+        _check_same_config(run_dir, spec)
         if (run_dir / SCORES).exists():
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
@@ -219,6 +220,19 @@ def failures(out_dir: str | os.PathLike) -> dict[str, str]:
     """Run name → error message of the runs that failed (see :func:`run_experiment`)."""
     return {p.parent.name: json.loads(p.read_text())["error"]
             for p in sorted(Path(out_dir).glob(f"*/{FAILED}"))}
+
+
+def _check_same_config(run_dir: Path, spec: RunSpec) -> None:
+    """A run directory left by an earlier invocation must hold the same config: skipping or
+    resuming a run whose file has since changed would mix results silently."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    diff = {k: (saved.get(k), v) for k, v in spec.config.to_dict().items() if saved.get(k) != v}
+    if diff:
+        raise W2VError(f"{run_dir} holds run {spec.name} with another config "
+                       f"(field: (old, new) {diff}); delete it or choose another --out")
 
 
 def score_run(run_dir: Path) -> dict[str, Any]:
