@@ -6,12 +6,16 @@ state donated so the two V×d tables are updated in place. A step takes C consec
 centres of the epoch's sub-sampled stream, gathers the rows of the span around them
 once, forms the pairs (SG) or windows (CBOW) as static shifts of the span, computes the
 closed-form gradients of ``w2v_jax.objectives`` (the same math; tests check that one
-step equals the pure functions) and scatter-adds one update per touched row.
+step equals the pure functions) and scatter-adds one update per touched row. The
+objective (negative sampling, full softmax, hierarchical softmax) picks the step
+function from ``STEPS``; everything else is shared.
 
 The host side sub-samples each epoch (``w2v_jax.batching``) in a background thread,
 cuts the stream into fixed-shape blocks with the learning rate of each step (linear
 decay from ``alpha`` to ``min_alpha`` over all training words), and reads loss and
-words/s a call late, so the device never waits for the host.
+words/s a call late, so the device never waits for the host. Blocks are resumable:
+``train(start=Position(epoch, block))`` regenerates the epoch's stream and skips to the
+block, and a ``Checkpointer`` saves the state between calls (``w2v_jax.checkpoint``).
 """
 
 from __future__ import annotations
