@@ -1,10 +1,12 @@
-"""w2v-jax: word2vec (skip-gram and CBOW, negative sampling and full softmax) in JAX.
+"""w2v-jax: word2vec (skip-gram and CBOW; negative sampling, full and hierarchical softmax) in JAX.
 
 The data path, top to bottom: ``corpus`` (text → token ids) → ``vocab`` (counts →
 ids, noise distribution, keep-probabilities) → ``batching`` (sub-sampling, dynamic
 window → examples) → ``sampling`` (negatives) → ``objectives`` (pure losses and
 closed-form gradients) → ``train`` (jitted steps over a TrainState) → ``vectors``
-(KeyedVectors, word2vec formats).
+(KeyedVectors, word2vec formats). Around it: ``checkpoint`` (Orbax), ``run`` (a run
+directory: resume, metrics), ``experiment`` (sweeps, summaries, plots), ``interop``
+(exports, Flax layers).
 """
 
 from w2v_jax.config import Config
@@ -16,6 +18,8 @@ from w2v_jax.objectives import (
     cbow_ns_loss,
     cbow_softmax_grads,
     cbow_softmax_loss,
+    hs_grads,
+    hs_loss,
     ns_block_grads,
     ns_block_loss,
     ns_grads,
@@ -24,6 +28,7 @@ from w2v_jax.objectives import (
     softmax_grads,
     softmax_loss,
 )
+from w2v_jax.run import CheckpointOptions, train_run
 from w2v_jax.train import TrainState, init_state, train
 from w2v_jax.vectors import KeyedVectors
 from w2v_jax.vocab import Vocab, build_vocab
@@ -31,8 +36,9 @@ from w2v_jax.vocab import Vocab, build_vocab
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "Corpus", "KeyedVectors", "TrainState", "Vocab", "W2VError", "Word2Vec",
+    "CheckpointOptions", "Config", "Corpus", "KeyedVectors", "TrainState", "Vocab", "W2VError", "Word2Vec",
     "build_vocab", "cbow_ns_grads", "cbow_ns_loss", "cbow_softmax_grads", "cbow_softmax_loss",
-    "embedded_corpus_path", "init_state", "load_corpus", "load_vectors", "ns_block_grads",
+    "embedded_corpus_path", "hs_grads", "hs_loss", "init_state", "load_corpus", "load_vectors", "ns_block_grads",
     "ns_block_loss", "ns_grads", "ns_loss", "ns_update", "softmax_grads", "softmax_loss", "train",
+    "train_run",
 ]
