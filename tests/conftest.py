@@ -20,3 +20,24 @@ def topic_corpus(tmp_path):
     p = tmp_path / "topics.txt"
     p.write_text(planted_topics_text())
     return p
+
+
+def one_step_block(rng, v: int, d: int, w: int = 2, c: int = 8, lr: float = 0.1):
+    """A hand-made one-step block (two sentences across the span) and a start state with
+    random W_out, for checking one trainer step against the per-pair pure functions.
+
+    Returns (tok, sent, reach, block, state).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from w2v_jax.train import init_state
+
+    tok = rng.integers(0, v, c + 2 * w).astype(np.int32)
+    sent = np.array([-1] + [0] * (c // 2 + w - 1) + [1] * (c // 2 + w - 1) + [-1], np.int32)
+    reach = rng.integers(0, w + 1, c).astype(np.int32)
+    block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
+             "lr": np.array([lr], np.float32)}
+    state = init_state(jax.random.key(0), v, d)
+    state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
+    return tok, sent, reach, block, state

@@ -1,13 +1,13 @@
 """Full softmax and hierarchical softmax: Huffman tree, closed forms vs autodiff, and one
 trainer step against the per-pair pure functions."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import one_step_block
 from w2v_jax import objectives as obj
 from w2v_jax.config import Config
 from w2v_jax.gradcheck import check_gradients_at_scales
@@ -91,7 +91,7 @@ def test_check_gradients_at_scales_catches_a_wrong_gradient():
 @pytest.mark.parametrize("objective", ["softmax", "hs"])
 @pytest.mark.parametrize("sg", [1, 0])
 def test_trainer_step_equals_per_pair_objectives(objective, sg):
-    from w2v_jax.train import _window_mask, init_state, objective_aux, run_steps
+    from w2v_jax.train import _window_mask, objective_aux, run_steps
     from w2v_jax.vocab import Vocab
 
     v, d, w, c = 30, 6, 2, 8
@@ -99,14 +99,8 @@ def test_trainer_step_equals_per_pair_objectives(objective, sg):
                  objective=objective)
     rng = np.random.default_rng(0)
     vocab = Vocab(tuple(f"w{i}" for i in range(v)), np.arange(v, 0, -1) * 3)
-    tok = rng.integers(0, v, c + 2 * w).astype(np.int32)
-    sent = np.array([-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1], np.int32)
-    reach = rng.integers(0, w + 1, c).astype(np.int32)
+    tok, sent, reach, block, state = one_step_block(rng, v, d, w, c, lr=0.1)
     lr = 0.1
-    block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
-             "lr": np.array([lr], np.float32)}
-    state = init_state(jax.random.key(0), v, d)
-    state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
     w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
     aux = objective_aux(cfg, vocab)
     new, (loss, count) = run_steps(state, aux, block, cfg=cfg)

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import one_step_block
 from w2v_jax import Config, load_corpus, train
 from w2v_jax.train import learning_rate
 
@@ -106,21 +107,15 @@ def _one_step(sg, cbow_update="word2vec"):
     import jax.numpy as jnp
 
     from w2v_jax import objectives, sampling
-    from w2v_jax.train import _window_mask, init_state, run_steps
+    from w2v_jax.train import _window_mask, run_steps
 
     v, d, w, c, s, k = 30, 6, 2, 8, 2, 3
     cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, shared_negatives=s, negative=k,
                  steps_per_call=1, cbow_update=cbow_update, min_count=1)
     rng = np.random.default_rng(0)
-    tok = rng.integers(0, v, c + 2 * w).astype(np.int32)
-    sent = np.array([-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, -1], np.int32)
-    reach = rng.integers(0, w + 1, c).astype(np.int32)
+    tok, sent, reach, block, state = one_step_block(rng, v, d, w, c, lr=0.1)
     lr = 0.1
-    block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
-             "lr": np.array([lr], np.float32)}
     table = sampling.build("alias", np.arange(1, v + 1, dtype=np.float64))
-    state = init_state(jax.random.key(0), v, d)
-    state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
     w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
     shape = (2 * w, c // s, k) if sg else (c // s, k)
     negs = np.asarray(sampling.draw("alias", table, jax.random.fold_in(state.key, 0), (1, *shape)))[0]
