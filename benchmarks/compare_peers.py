@@ -149,15 +149,10 @@ def available(peer: str) -> bool:
 
 
 def evaluate(path: str) -> dict:
-    from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    from w2v_jax.evaluate import standard_scores
     from w2v_jax.vectors import KeyedVectors
 
-    kv = KeyedVectors.load_word2vec_format(path, binary=True)
-    a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), restrict_vocab=30000)
-    s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
-    return {"analogy": a["accuracy"], "analogy_semantic": a["semantic"]["accuracy"],
-            "analogy_syntactic": a["syntactic"]["accuracy"], "analogy_answered": a["answered"],
-            "wordsim": s["spearman"], "wordsim_covered": s["covered"]}
+    return standard_scores(KeyedVectors.load_word2vec_format(path, binary=True))
 
 
 def table(rows: list[dict]) -> str:

@@ -359,3 +359,19 @@ def evaluate_similarity(kv: KeyedVectors,
         spearman, pearson = _spearman(human_a, cos), _pearson(human_a, cos)
     return {"spearman": spearman, "pearson": pearson, "pairs": len(pairs),
             "covered": len(idx), "oov": len(pairs) - len(idx)}
+
+
+def standard_scores(kv: KeyedVectors) -> dict:
+    """The scores runs, experiments and the benchmark report: Google analogies (3CosAdd,
+    restrict_vocab 30000) and WordSim-353 Spearman, both on the bundled sets.
+
+    Returns ``{"analogy", "analogy_answered", "analogy_semantic", "analogy_syntactic",
+    "wordsim", "wordsim_covered"}`` (accuracies and correlation may be None when nothing
+    was answered or covered).
+    """
+    a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
+    s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
+    return {"analogy": a["accuracy"], "analogy_answered": a["answered"],
+            "analogy_semantic": a["semantic"]["accuracy"],
+            "analogy_syntactic": a["syntactic"]["accuracy"],
+            "wordsim": s["spearman"], "wordsim_covered": s["covered"]}

@@ -237,15 +237,13 @@ def _check_same_config(run_dir: Path, spec: RunSpec) -> None:
 
 def score_run(run_dir: Path) -> dict[str, Any]:
     """Scores a finished run's vectors (analogy 3CosAdd at 30k, WordSim-353) into scores.json."""
-    from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+    from w2v_jax.evaluate import standard_scores
     from w2v_jax.vectors import KeyedVectors
 
-    kv = KeyedVectors.load_word2vec_format(run_dir / "vectors.bin", binary=True)
-    a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
-    s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
-    scores = {"analogy": a["accuracy"], "analogy_answered": a["answered"],
-              "semantic": a["semantic"]["accuracy"], "syntactic": a["syntactic"]["accuracy"],
-              "wordsim": s["spearman"], "wordsim_covered": s["covered"]}
+    sc = standard_scores(KeyedVectors.load_word2vec_format(run_dir / "vectors.bin", binary=True))
+    scores = {"analogy": sc["analogy"], "analogy_answered": sc["analogy_answered"],
+              "semantic": sc["analogy_semantic"], "syntactic": sc["analogy_syntactic"],
+              "wordsim": sc["wordsim"], "wordsim_covered": sc["wordsim_covered"]}
     tmp = run_dir / (SCORES + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2) + "\n")
     tmp.replace(run_dir / SCORES)

@@ -238,17 +238,15 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 on_progress(p)
 
         def epoch_end(epoch: int, st: TrainState) -> None:
-            from w2v_jax.evaluate import bundled_eval_path, evaluate_analogies, evaluate_similarity
+            from w2v_jax.evaluate import standard_scores
 
-            kv = KeyedVectors(vocab.words, np.asarray(st.w_in))
-            a = evaluate_analogies(kv, bundled_eval_path("questions-words.txt"), 30000)
-            s = evaluate_similarity(kv, bundled_eval_path("wordsim353.txt"))
-            metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": a["accuracy"],
-                           "analogy_answered": a["answered"], "wordsim": s["spearman"],
+            sc = standard_scores(KeyedVectors(vocab.words, np.asarray(st.w_in)))
+            metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": sc["analogy"],
+                           "analogy_answered": sc["analogy_answered"], "wordsim": sc["wordsim"],
                            "words": (epoch + 1) * corpus.raw_words,
                            "elapsed": last[0].elapsed if last else None})
-            log(f"epoch {epoch + 1}: analogy {a['accuracy'] or 0:.4f}, "
-                f"WordSim-353 {s['spearman'] or 0:.4f}")
+            log(f"epoch {epoch + 1}: analogy {sc['analogy'] or 0:.4f}, "
+                f"WordSim-353 {sc['wordsim'] or 0:.4f}")
 
         if on_start is not None:
             on_start(config, start, config.epochs * corpus.raw_words)
