@@ -61,18 +61,49 @@ class EpochStream:
 
 
 def epoch_stream(ids: np.ndarray, sent: np.ndarray, keep_prob: np.ndarray, window: int,
-                 rng: np.random.Generator) -> EpochStream:
-    """Sub-samples one epoch and draws every kept token's dynamic window.
+                 rng: np.random.Generator, base: int = 0,
+                 total: int | None = None) -> EpochStream:
+    """Sub-samples one epoch (or one chunk of it) and draws every kept token's window.
 
     The (centre, context) pairs of the epoch are then fixed: kept tokens i and j form a
     pair, with i the centre, iff 0 < |i − j| ≤ reach[i] and sent[i] = sent[j]
     (:func:`pairs_of` spells them out). The trainer builds them on device from this
     stream, so the host ships one int per token rather than one per pair.
+
+    ``ids`` may be a chunk starting at token ``base`` of an epoch of ``total`` tokens
+    (default: the whole epoch); ``progress`` is then the position in the whole epoch.
     """
     kept = subsample(ids, keep_prob, rng)
+    total = ids.size if total is None else total
     return EpochStream(ids=ids[kept].astype(np.int32), sent=sent[kept].astype(np.int32),
                        reach=rng.integers(1, window + 1, size=kept.size, dtype=np.int32),
-                       progress=kept.astype(np.float32) / np.float32(max(ids.size, 1)))
+                       progress=((base + kept) / max(total, 1)).astype(np.float32))
+
+
+CHUNK_TOKENS = 1 << 22  # corpus tokens sub-sampled at a time: bounds the host's memory
+
+
+def epoch_chunks(ids: np.ndarray, sentence_ids, keep_prob: np.ndarray, window: int,
+                 seed: int, epoch: int, start: int = 0, stop: int | None = None,
+                 chunk_tokens: int = CHUNK_TOKENS):
+    """One epoch of ``ids[start:stop]`` as a sequence of streams, ``chunk_tokens`` at a time.
+
+    Memory is bounded by the chunk, not the corpus: ``ids`` may be a memory-mapped file
+    (``w2v_jax.dataset``) and ``sentence_ids(a, b)`` gives the sentence ids of
+    ``ids[a:b]`` (``Corpus.sentence_ids``). Concatenated, the chunks are one epoch's
+    stream: sentence ids are global, so windows reach across chunk boundaries. Each
+    chunk draws from its own generator, seeded by (seed, epoch, chunk start), so any
+    chunk can be regenerated alone; ``progress`` runs over [start, stop).
+
+    Yields:
+      :class:`EpochStream` per chunk, in corpus order.
+    """
+    stop = ids.size if stop is None else stop
+    for a in range(start, stop, chunk_tokens):
+        b = min(a + chunk_tokens, stop)
+        rng = np.random.default_rng([seed, epoch, a])
+        yield epoch_stream(np.asarray(ids[a:b]), sentence_ids(a, b), keep_prob, window, rng,
+                           base=a - start, total=stop - start)
 
 
 def pairs_of(stream: EpochStream, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ ones. The result is compact: one int32 per token, plus the sentence lengths.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import importlib.resources
 import os
@@ -38,6 +39,10 @@ class Corpus:
       sentence_lengths: i64[S] number of in-vocabulary tokens in each sentence (line).
       raw_words: number of tokens in the file, out-of-vocabulary ones included
         (the "raw words" of gensim's progress reports and of words/s).
+
+    ``ids`` and ``sentence_lengths`` may be read-only ``np.memmap``s (a cached dataset,
+    ``w2v_jax.dataset``): the trainer reads them a chunk at a time, so a corpus larger
+    than memory trains in memory bounded by the chunk size.
     """
 
     ids: np.ndarray
@@ -50,10 +55,16 @@ class Corpus:
             raise W2VError("the corpus has fewer than 2 in-vocabulary words; nothing to train "
                            "on (use a larger corpus or lower --min-count)")
 
-    def sentence_ids(self) -> np.ndarray:
-        """i32[N] the sentence index of every token."""
-        return np.repeat(np.arange(len(self.sentence_lengths), dtype=np.int32),
-                         self.sentence_lengths)
+    @functools.cached_property
+    def sentence_starts(self) -> np.ndarray:
+        """i64[S] the position in ``ids`` of each sentence's first token."""
+        return np.cumsum(self.sentence_lengths, dtype=np.int64) - self.sentence_lengths
+
+    def sentence_ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """i32[stop − start] the sentence index of the tokens ``ids[start:stop]``."""
+        stop = self.ids.size if stop is None else stop
+        pos = np.arange(start, stop, dtype=np.int64)
+        return (np.searchsorted(self.sentence_starts, pos, side="right") - 1).astype(np.int32)
 
 
 def _open(path: Path):
