@@ -1,7 +1,15 @@
 """Shared fixtures: tiny corpora made on the fly, so tests need no downloaded data."""
 
-import numpy as np
-import pytest
+import os
+
+# The data-parallel tests need several devices: split the host's CPU into 4 before JAX
+# starts (single-device code uses the first). Subprocesses inherit it.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_force_host_platform_device_count=4").strip()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def planted_topics_text(seed: int = 0, n_lines: int = 400, line_len: int = 20) -> str:

@@ -16,6 +16,7 @@ from w2v_jax.errors import W2VError
 
 SAMPLERS = ("alias", "cdf", "categorical")
 OBJECTIVES = ("ns", "softmax", "hs")
+TABLE_MODES = ("replicated", "sharded")
 CBOW_UPDATES = ("word2vec", "exact")
 
 
@@ -62,6 +63,12 @@ class Config:
         updates without seeing any of them. Its summed update is scaled by
         min(1, max_row_terms / its number of terms). None: no cap for "ns", 20 for
         "hs" (see ``row_term_cap``).
+      devices: D, devices trained on data-parallel (``w2v_jax.parallel``); each step
+        then takes D·C centres, C per device. With several processes, D must be the
+        number of devices of all of them.
+      tables: how the two V×d tables lie on the devices: "replicated" (whole on each)
+        or "sharded" along the vocabulary (V/D rows each, for tables too large for one
+        device). Both give the same vectors.
     """
 
     vector_size: int = 100
@@ -83,6 +90,8 @@ class Config:
     cbow_update: str = "word2vec"
     objective: str = "ns"
     max_row_terms: float | None = None
+    devices: int = 1
+    tables: str = "replicated"
 
     def __post_init__(self):
         _validate(self)
@@ -141,7 +150,7 @@ def _validate(c: Config) -> None:
             raise W2VError(msg)
 
     ints = ("vector_size", "window", "min_count", "sg", "negative", "epochs", "seed",
-            "batch_size", "steps_per_call")
+            "batch_size", "steps_per_call", "devices")
     floats = ("ns_exponent", "sample", "min_alpha")
     for name in ints:
         v = getattr(c, name)
@@ -154,7 +163,8 @@ def _validate(c: Config) -> None:
         kind = float if name in ("alpha", "max_row_terms") else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
-    for name in ("vector_size", "window", "negative", "epochs", "batch_size", "steps_per_call"):
+    for name in ("vector_size", "window", "negative", "epochs", "batch_size", "steps_per_call",
+                 "devices"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
     need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")
     need(c.max_vocab_size is None or c.max_vocab_size > 0,
@@ -174,5 +184,10 @@ def _validate(c: Config) -> None:
     need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
     need(c.objective in OBJECTIVES,
          f"objective must be one of {', '.join(OBJECTIVES)}, got {c.objective!r}")
+    need(c.tables in TABLE_MODES,
+         f"tables must be one of {', '.join(TABLE_MODES)}, got {c.tables!r}")
+    need(not (c.tables == "sharded" and c.objective == "softmax"),
+         "the full softmax updates the whole of W_out every step; use tables='replicated' "
+         "(--tables replicated) with objective 'softmax'")
     need(c.cbow_update in CBOW_UPDATES,
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")

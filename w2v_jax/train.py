@@ -25,20 +25,21 @@ import json
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax import objectives, sampling
-from w2v_jax.batching import EpochStream, epoch_stream
+from w2v_jax.batching import CHUNK_TOKENS, EpochStream, epoch_chunks
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
 from w2v_jax.checkpoint import Checkpointer, Position
 from w2v_jax.errors import Interrupted, W2VError
 from w2v_jax.huffman import build_huffman
 from w2v_jax.vocab import Vocab
+
 
 
 class TrainState(NamedTuple):
@@ -182,25 +183,59 @@ def _row_term_cap(ids: jax.Array, terms: jax.Array, vocab_size: int, cap: float)
     return jnp.minimum(1.0, cap / jnp.maximum(total, 1.0))
 
 
-def _sg_step(params, ex, cfg: Config):
+class Tables:
+    """How a step reads the rows of W_in (0) and W_out (1) and applies its updates.
+
+    Steps never index the tables themselves: they ask for rows and return updates, so
+    the same step runs on one device (this class: plain gathers and scatter-adds) and
+    data-parallel over many (``w2v_jax.parallel``: the same with collectives, on
+    replicated or vocabulary-sharded tables).
+    """
+
+    def __init__(self, params: tuple[jax.Array, jax.Array], vocab_size: int):
+        self.params, self.vocab_size = params, vocab_size
+
+    def rows(self, which: int, ids: jax.Array) -> jax.Array:
+        """f[*ids.shape, d]: rows ``ids`` of table ``which``."""
+        return self.params[which][ids]
+
+    def whole(self, which: int) -> jax.Array:
+        """f[V, d]: the whole table (the full softmax's dense matmuls)."""
+        return self.params[which]
+
+    def apply(self, updates: list[Update]) -> tuple[jax.Array, jax.Array]:
+        """The tables after adding every update (all computed from the old values)."""
+        params = list(self.params)
+        for which, ids, delta in updates:
+            params[which] = (params[which] + delta if ids is None
+                             else params[which].at[ids].add(delta))
+        return params[0], params[1]
+
+
+# An update (table, row ids i32[N] or None for a dense one, delta f[N, d] or f[V, d]):
+# the amount to add, learning rate included.
+Update = tuple[int, Any, jax.Array]
+
+
+def _sg_step(tables: Tables, ex, cfg: Config):
     """Skip-gram: h = W_in[centre]; positives are the span's W_out rows at each offset."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok = ex["tok"]
     centres = tok[w:w + c]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(jnp.float32)  # f[C, 2W]
     n = jnp.sum(mask, axis=1)  # pairs per centre
-    h = w_in[centres]  # f[C, d]
-    span = w_out[tok]  # f[C + 2W, d]
+    h = tables.rows(0, centres)  # f[C, d]
+    span = tables.rows(1, tok)  # f[C + 2W, d]
     # Each context offset has its own negatives: a pair's K negatives are shared only
     # with the pairs at the same offset of the S − 1 neighbouring centres (different h),
     # so every centre sees fresh negatives for each of its pairs, as in word2vec.
     negs = ex["negs"]  # i32[2W, G, K]
+    c_negs = tables.rows(1, negs)  # f[2W, G, K, d]
     loss, d_h, d_neg = 0.0, 0.0, []
     d_span = jnp.zeros_like(span)
     for j, o in enumerate(_offsets(w)):
         l_pos, dh_pos, dc = _positive(h, span[w + o:w + o + c], mask[:, j])
-        l_neg, dh_neg, dn = _shared_negatives(h, mask[:, j], w_out[negs[j]])
+        l_neg, dh_neg, dn = _shared_negatives(h, mask[:, j], c_negs[j])
         loss, d_h = loss + l_pos + l_neg, d_h + dh_pos + dh_neg
         d_span = d_span.at[w + o:w + o + c].add(dc)
         d_neg.append(dn)
@@ -216,17 +251,15 @@ def _sg_step(params, ex, cfg: Config):
             t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
         t_neg = jnp.broadcast_to(jnp.sum(mask.T.reshape(2 * w, g, -1), axis=2)[..., None],
                                  negs.shape)
-        v, cap = w_in.shape[0], cfg.row_term_cap
+        v, cap = tables.vocab_size, cfg.row_term_cap
         d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
         d_out = d_out * _row_term_cap(rows, jnp.concatenate([t_span, t_neg.reshape(-1)]),
                                       v, cap)[:, None]
     lr = ex["lr"]
-    w_in = w_in.at[centres].add(-lr * d_h)
-    w_out = w_out.at[rows].add(-lr * d_out)
-    return (w_in, w_out), (loss, jnp.sum(n))
+    return [(0, centres, -lr * d_h), (1, rows, -lr * d_out)], (loss, jnp.sum(n))
 
 
-def _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg: Config):
+def _spread_to_context(tok, d_h, mask, n, lr, cfg: Config) -> Update:
     """CBOW's W_in update: each context row of window c gets -lr·∂J/∂h[c].
 
     word2vec C and gensim add the whole ∂J/∂h to every context row; "exact" adds its
@@ -238,67 +271,65 @@ def _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg: Config):
     d_span = jnp.zeros((tok.shape[0], d_h.shape[1]), d_h.dtype)
     for j, o in enumerate(_offsets(w)):
         d_span = d_span.at[w + o:w + o + c].add(mask[:, j, None] * d_h)
-    return w_in.at[tok].add(-lr * d_span)
+    return (0, tok, -lr * d_span)
 
 
-def _cbow_hidden(w_in, ex, cfg: Config):
+def _cbow_hidden(tables: Tables, ex, cfg: Config):
     """CBOW's hidden vectors: the mean of each window's W_in rows.
 
     Returns (mask f[C, 2W], n f[C] context words per window, valid f[C] 1 where a window
     has context, h f[C, d]).
     """
     w = cfg.window
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(jnp.float32)  # f[C, 2W]
     n = jnp.sum(mask, axis=1)
-    valid = (n > 0).astype(w_in.dtype)  # a window with no context trains nothing
-    h = _window_sum(w_in[ex["tok"]], mask / jnp.maximum(n, 1.0)[:, None], w)
+    valid = (n > 0).astype(jnp.float32)  # a window with no context trains nothing
+    h = _window_sum(tables.rows(0, ex["tok"]), mask / jnp.maximum(n, 1.0)[:, None], w)
     return mask, n, valid, h
 
 
-def _cbow_step(params, ex, cfg: Config):
+def _cbow_step(tables: Tables, ex, cfg: Config):
     """CBOW: h = mean of the span's W_in rows in the window; the target is the centre."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok = ex["tok"]
-    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
+    mask, n, valid, h = _cbow_hidden(tables, ex, cfg)
     targets = tok[w:w + c]
     negs = ex["negs"]  # i32[G, K]
-    loss, d_h, d_pos = _positive(h, w_out[targets], valid)
-    l_neg, dh_neg, d_neg = _shared_negatives(h, valid, w_out[negs])
+    loss, d_h, d_pos = _positive(h, tables.rows(1, targets), valid)
+    l_neg, dh_neg, d_neg = _shared_negatives(h, valid, tables.rows(1, negs))
     loss, d_h = loss + l_neg, d_h + dh_neg
     lr = ex["lr"]
-    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
     rows = jnp.concatenate([targets, negs.reshape(-1)])
-    w_out = w_out.at[rows].add(-lr * jnp.concatenate([d_pos, d_neg.reshape(-1, h.shape[1])]))
-    return (w_in, w_out), (loss, jnp.sum(valid))
+    d_out = jnp.concatenate([d_pos, d_neg.reshape(-1, h.shape[1])])
+    return ([_spread_to_context(tok, d_h, mask, n, lr, cfg), (1, rows, -lr * d_out)],
+            (loss, jnp.sum(valid)))
 
 
-def _sg_softmax_step(params, ex, cfg: Config, aux=None):
+def _sg_softmax_step(tables: Tables, ex, cfg: Config, aux=None):
     """Skip-gram, full softmax: each centre's 2W context words share one softmax over V,
     so a step is two dense matmuls against W_out and every W_out row is updated."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)  # f[C, 2W]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(jnp.float32)  # f[C, 2W]
     centres = tok[w:w + c]
     targets = jnp.stack([tok[w + o:w + o + c] for o in _offsets(w)], axis=1)  # i[C, 2W]
-    h = w_in[centres]
+    h, w_out = tables.rows(0, centres), tables.whole(1)
     loss = objectives.softmax_batch_loss(h, w_out, targets, mask)
     d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, mask)
-    return (w_in.at[centres].add(-lr * d_h), w_out - lr * d_w_out), (loss, jnp.sum(mask))
+    return [(0, centres, -lr * d_h), (1, None, -lr * d_w_out)], (loss, jnp.sum(mask))
 
 
-def _cbow_softmax_step(params, ex, cfg: Config, aux=None):
+def _cbow_softmax_step(tables: Tables, ex, cfg: Config, aux=None):
     """CBOW, full softmax: the window mean predicts the centre over all V words."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
+    mask, n, valid, h = _cbow_hidden(tables, ex, cfg)
     targets = tok[w:w + c, None]
+    w_out = tables.whole(1)
     loss = objectives.softmax_batch_loss(h, w_out, targets, valid[:, None])
     d_h, d_w_out = objectives.softmax_batch_grads(h, w_out, targets, valid[:, None])
-    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
-    return (w_in, w_out - lr * d_w_out), (loss, jnp.sum(valid))
+    return ([_spread_to_context(tok, d_h, mask, n, lr, cfg), (1, None, -lr * d_w_out)],
+            (loss, jnp.sum(valid)))
 
 
 def _centre_paths(tree, centres, dtype):
@@ -308,17 +339,16 @@ def _centre_paths(tree, centres, dtype):
     return tree["points"][centres], tree["codes"][centres].astype(dtype), on_path
 
 
-def _sg_hs_step(params, ex, cfg: Config, aux):
+def _sg_hs_step(tables: Tables, ex, cfg: Config, aux):
     """Skip-gram, hierarchical softmax, in word2vec C's form: each context word's W_in
     row predicts the centre along the centre's Huffman path. All 2W pairs of a centre
     share that path, so its inner-node rows are gathered and scattered once per centre."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask = _window_mask(ex["sent"], ex["reach"], w).astype(w_in.dtype)
-    points, codes, on_path = _centre_paths(aux, tok[w:w + c], w_in.dtype)
-    nodes = w_out[points]  # f[C, L, d]
-    span = w_in[tok]  # f[C + 2W, d]
+    mask = _window_mask(ex["sent"], ex["reach"], w).astype(jnp.float32)
+    points, codes, on_path = _centre_paths(aux, tok[w:w + c], jnp.float32)
+    nodes = tables.rows(1, points)  # f[C, L, d]
+    span = tables.rows(0, tok)  # f[C + 2W, d]
     loss, d_nodes = 0.0, 0.0
     d_span = jnp.zeros_like(span)
     for j, o in enumerate(_offsets(w)):
@@ -330,7 +360,7 @@ def _sg_hs_step(params, ex, cfg: Config, aux):
     if cfg.row_term_cap is not None:
         # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
         # it is the context of. Nodes near the root collect every pair of the step.
-        v, cap = w_in.shape[0], cfg.row_term_cap
+        v, cap = tables.vocab_size, cfg.row_term_cap
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
@@ -338,44 +368,82 @@ def _sg_hs_step(params, ex, cfg: Config, aux):
         for j, o in enumerate(_offsets(w)):
             t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
         d_span = d_span * _row_term_cap(tok, t_span, v, cap)[:, None]
-    w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, span.shape[1]))
-    return (w_in.at[tok].add(-lr * d_span), w_out), (loss, jnp.sum(mask))
+    updates = [(0, tok, -lr * d_span),
+               (1, points.reshape(-1), -lr * d_nodes.reshape(-1, span.shape[1]))]
+    return updates, (loss, jnp.sum(mask))
 
 
-def _cbow_hs_step(params, ex, cfg: Config, aux):
+def _cbow_hs_step(tables: Tables, ex, cfg: Config, aux):
     """CBOW, hierarchical softmax: the window mean predicts the centre along its path."""
-    w_in, w_out = params
     w, c = cfg.window, cfg.batch_size
     tok, lr = ex["tok"], ex["lr"]
-    mask, n, valid, h = _cbow_hidden(w_in, ex, cfg)
-    points, codes, on_path = _centre_paths(aux, tok[w:w + c], w_in.dtype)
-    nodes, m = w_out[points], on_path * valid[:, None]
+    mask, n, valid, h = _cbow_hidden(tables, ex, cfg)
+    points, codes, on_path = _centre_paths(aux, tok[w:w + c], jnp.float32)
+    nodes, m = tables.rows(1, points), on_path * valid[:, None]
     loss = objectives.hs_batch_loss(h, nodes, codes, m)
     d_h, d_nodes = objectives.hs_batch_grads(h, nodes, codes, m)
     if cfg.row_term_cap is not None:
-        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), w_in.shape[0], cfg.row_term_cap)
+        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), tables.vocab_size,
+                              cfg.row_term_cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
-    w_in = _spread_to_context(w_in, tok, d_h, mask, n, lr, cfg)
-    w_out = w_out.at[points.reshape(-1)].add(-lr * d_nodes.reshape(-1, h.shape[1]))
-    return (w_in, w_out), (loss, jnp.sum(valid))
+    updates = [_spread_to_context(tok, d_h, mask, n, lr, cfg),
+               (1, points.reshape(-1), -lr * d_nodes.reshape(-1, h.shape[1]))]
+    return updates, (loss, jnp.sum(valid))
 
 
-# The registry: objective → (skip-gram step, CBOW step). A step maps (params, one step's
-# slice of the block, cfg, aux) to (params, (summed loss, number of examples)); adding an
-# objective is adding its pure functions to w2v_jax.objectives, its two steps here and,
-# if it needs constant arrays, a case in objective_aux.
+# The registry: objective → (skip-gram step, CBOW step). A step maps (Tables, one step's
+# slice of the block, cfg, aux) to (updates, (summed loss, number of examples)); adding
+# an objective is adding its pure functions to w2v_jax.objectives, its two steps here
+# and, if it needs constant arrays, a case in objective_aux.
 STEPS = {
-    "ns": (lambda p, ex, cfg, aux: _sg_step(p, ex, cfg),
-           lambda p, ex, cfg, aux: _cbow_step(p, ex, cfg)),
+    "ns": (lambda t, ex, cfg, aux: _sg_step(t, ex, cfg),
+           lambda t, ex, cfg, aux: _cbow_step(t, ex, cfg)),
     "softmax": (_sg_softmax_step, _cbow_softmax_step),
     "hs": (_sg_hs_step, _cbow_hs_step),
 }
 
 
+def draw_negatives(key: jax.Array, aux: Any, cfg: Config, steps: int) -> jax.Array | None:
+    """The negatives of ``steps`` steps in one draw (None unless the objective is "ns").
+
+    Per-step draws of a few thousand numbers spend most of their time in the PRNG's loop
+    overhead on CPU. Shape i32[T, 2W, C/S, K] (SG: one draw per context offset) or
+    i32[T, C/S, K] (CBOW).
+    """
+    if cfg.objective != "ns":
+        return None
+    shape = (cfg.batch_size // cfg.negatives_shared_by, cfg.negative)
+    if cfg.sg:
+        shape = (2 * cfg.window, *shape)
+    if cfg.sampler == "categorical":
+        # Its Gumbel noise is ~64 floats per draw: draw step by step to bound memory.
+        return jax.lax.map(lambda k: sampling.draw(cfg.sampler, aux, k, shape),
+                           jax.random.split(key, steps))
+    return sampling.draw(cfg.sampler, aux, key, (steps, *shape))
+
+
+def scan_steps(tables_of: Callable[[tuple[jax.Array, jax.Array]], Tables],
+               params: tuple[jax.Array, jax.Array], aux: Any, xs: dict[str, jax.Array],
+               cfg: Config):
+    """``lax.scan`` of the objective's step over the leading axis of ``xs``.
+
+    Returns (params, (f32[] summed loss, f32[] number of examples)).
+    """
+    step_fn = STEPS[cfg.objective][0 if cfg.sg else 1]
+
+    def body(params, ex):
+        tables = tables_of(params)
+        updates, stats = step_fn(tables, ex, cfg, aux)
+        return tables.apply(updates), stats
+
+    params, (losses, counts) = jax.lax.scan(body, params, xs)
+    return params, (jnp.sum(losses), jnp.sum(counts))
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("state",))
 def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
               cfg: Config) -> tuple[TrainState, tuple[jax.Array, jax.Array]]:
-    """Runs ``T = block['lr'].shape[0]`` SGD steps.
+    """Runs ``T = block['lr'].shape[0]`` SGD steps on one device.
 
     Args:
       state: the TrainState (donated).
@@ -390,29 +458,12 @@ def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
       (new state, (f32[] summed loss, f32[] number of examples: SG pairs, CBOW windows)).
     """
     t = block["lr"].shape[0]
-    xs = block
-    if cfg.objective == "ns":
-        # All negatives of the call in one draw: per-step draws of a few thousand numbers
-        # spend most of their time in the PRNG's loop overhead on CPU.
-        key = jax.random.fold_in(state.key, state.step)
-        shape = (cfg.batch_size // cfg.negatives_shared_by, cfg.negative)
-        if cfg.sg:
-            shape = (2 * cfg.window, *shape)  # one draw per context offset
-        if cfg.sampler == "categorical":
-            # Its Gumbel noise is ~64 floats per draw: draw step by step to bound memory.
-            negs = jax.lax.map(lambda k: sampling.draw(cfg.sampler, aux, k, shape),
-                               jax.random.split(key, t))
-        else:
-            negs = sampling.draw(cfg.sampler, aux, key, (t, *shape))
-        xs = dict(block, negs=negs)
-    step_fn = STEPS[cfg.objective][0 if cfg.sg else 1]
-
-    def body(params, ex):
-        return step_fn(params, ex, cfg, aux)
-
-    params, (losses, counts) = jax.lax.scan(body, (state.w_in, state.w_out), xs)
-    new_state = TrainState(params[0], params[1], state.step + t, state.key)
-    return new_state, (jnp.sum(losses), jnp.sum(counts))
+    negs = draw_negatives(jax.random.fold_in(state.key, state.step), aux, cfg, t)
+    xs = block if negs is None else dict(block, negs=negs)
+    vocab_size = state.w_in.shape[0]
+    params, stats = scan_steps(lambda p: Tables(p, vocab_size), (state.w_in, state.w_out),
+                               aux, xs, cfg)
+    return TrainState(params[0], params[1], state.step + t, state.key), stats
 
 
 def objective_aux(cfg: Config, vocab: Vocab) -> Any:
@@ -431,36 +482,87 @@ def objective_aux(cfg: Config, vocab: Vocab) -> Any:
 # ----------------------------------------------------------------------------------
 
 
-def epoch_blocks(stream: EpochStream, cfg: Config, epoch: int,
-                 first: int = 0) -> Iterator[tuple[int, float, dict[str, np.ndarray]]]:
-    """Cuts an epoch's stream into device blocks of ``steps_per_call`` steps.
+class _StreamBuffer:
+    """The kept tokens not yet cut into blocks, preceded by ``window`` tokens of left
+    context; starts with ``window`` padding tokens (sentence −1: never a context)."""
 
-    The tail is padded with centres of reach 0 (no pairs). Yields (block index, progress
-    in the epoch after the block, block) from block ``first`` on (resuming mid-epoch),
-    with the arrays documented in :func:`run_steps`; the last block has progress 1.0.
+    def __init__(self, window: int):
+        self.ids = np.zeros(window, np.int32)
+        self.sent = np.full(window, -1, np.int32)
+        self.reach = np.zeros(window, np.int32)
+        self.progress = np.ones(window, np.float32)
+        self.real = window  # tokens from the stream (the rest is padding)
+
+    def __len__(self) -> int:
+        return self.ids.size
+
+    def append(self, s: EpochStream) -> None:
+        self.ids = np.concatenate([self.ids, s.ids])
+        self.sent = np.concatenate([self.sent, s.sent])
+        self.reach = np.concatenate([self.reach, s.reach])
+        self.progress = np.concatenate([self.progress, s.progress])
+        self.real = self.ids.size
+
+    def pad_to(self, n: int) -> None:
+        extra = n - self.ids.size
+        if extra > 0:
+            self.ids = np.concatenate([self.ids, np.zeros(extra, np.int32)])
+            self.sent = np.concatenate([self.sent, np.full(extra, -1, np.int32)])
+            self.reach = np.concatenate([self.reach, np.zeros(extra, np.int32)])
+            self.progress = np.concatenate([self.progress, np.ones(extra, np.float32)])
+
+    def drop(self, n: int) -> None:
+        self.ids, self.sent = self.ids[n:], self.sent[n:]
+        self.reach, self.progress = self.reach[n:], self.progress[n:]
+        self.real = max(self.real - n, 0)
+
+
+def epoch_blocks(chunks: EpochStream | Iterable[EpochStream], cfg: Config, epoch: int,
+                 first: int = 0, devices: int | None = None
+                 ) -> Iterator[tuple[int, float, dict[str, np.ndarray]]]:
+    """Cuts an epoch's stream (one :class:`EpochStream` or its chunks) into device blocks.
+
+    A block is ``steps_per_call`` steps of C centres, or of ``devices`` × C centres
+    when ``devices`` is given: device d of a step takes centres d·C … (d+1)·C − 1. The stream is read chunk by chunk, so
+    only a chunk and a block are in memory; the epoch's tail is padded with centres of
+    reach 0 (no pairs). Yields (block index, progress in the epoch after the block,
+    block) from block ``first`` on (resuming mid-epoch); the last block has progress
+    1.0. The arrays are those of :func:`run_steps`, with a device axis after the step
+    axis when ``devices`` is given.
     """
+    if isinstance(chunks, EpochStream):
+        chunks = [chunks]
     c, w, t = cfg.batch_size, cfg.window, cfg.steps_per_call
-    m = len(stream)
-    n_blocks = max(1, -(-m // (c * t)))
-    length = n_blocks * t * c
-    ids = np.zeros(length + 2 * w, np.int32)
-    ids[w:w + m] = stream.ids
-    sent = np.full(length + 2 * w, -1, np.int32)
-    sent[w:w + m] = stream.sent
-    reach = np.zeros(length, np.int32)
-    reach[:m] = stream.reach
-    first_progress = np.ones(n_blocks * t, np.float32)  # progress of each step's first centre
-    first_progress[: -(-m // c)] = stream.progress[::c]
-    spans = np.lib.stride_tricks.sliding_window_view(ids, c + 2 * w)[::c]
-    sent_spans = np.lib.stride_tricks.sliding_window_view(sent, c + 2 * w)[::c]
-    for b in range(first, n_blocks):
-        steps = slice(b * t, (b + 1) * t)
-        block = {"tok": np.ascontiguousarray(spans[steps]),
-                 "sent": np.ascontiguousarray(sent_spans[steps]),
-                 "reach": reach[b * t * c:(b + 1) * t * c].reshape(t, c),
-                 "lr": learning_rate(cfg, epoch, first_progress[steps])}
-        end = min((b + 1) * t * c, m) - 1
-        yield b, (1.0 if b == n_blocks - 1 else float(stream.progress[end])), block
+    n = t * (devices or 1) * c  # centres per block
+    buf = _StreamBuffer(w)
+
+    def cut(b: int, last: bool):
+        lead = (t,) if devices is None else (t, devices)
+        spans = np.lib.stride_tricks.sliding_window_view(buf.ids[:n + 2 * w], c + 2 * w)[::c]
+        sents = np.lib.stride_tricks.sliding_window_view(buf.sent[:n + 2 * w], c + 2 * w)[::c]
+        first_progress = buf.progress[w:w + n:c]  # of each (step, device)'s first centre
+        block = {"tok": np.ascontiguousarray(spans).reshape(*lead, c + 2 * w),
+                 "sent": np.ascontiguousarray(sents).reshape(*lead, c + 2 * w),
+                 "reach": buf.reach[w:w + n].reshape(*lead, c),
+                 "lr": learning_rate(cfg, epoch, first_progress).reshape(lead)}
+        end = min(w + n, buf.real) - 1
+        return b, (1.0 if last else float(buf.progress[end])), block
+
+    b = 0
+    for chunk in chunks:
+        buf.append(chunk)
+        while len(buf) >= n + 2 * w:  # a block's centres and their right context
+            if b >= first:
+                yield cut(b, last=False)
+            buf.drop(n)
+            b += 1
+    while buf.real > w or b == 0:  # the tail, padded; at least one block an epoch
+        last = buf.real <= w + n
+        buf.pad_to(n + 2 * w)
+        if b >= first:
+            yield cut(b, last)
+        buf.drop(n)
+        b += 1
 
 
 def _prefetch(it: Iterator, depth: int = 3) -> Iterator:
@@ -510,7 +612,8 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
           on_epoch_end: Callable[[int, TrainState], None] | None = None,
           start: Position = Position(),
           checkpointer: Checkpointer | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainState:
+          should_stop: Callable[[], bool] | None = None,
+          chunk_tokens: int | None = None) -> TrainState:
     """Trains from scratch (or from ``state``) for ``config.epochs`` epochs.
 
     Args:
@@ -525,8 +628,16 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         at the end; a state is saved only once its loss has been checked finite.
       should_stop: polled after each device call; when true, a checkpoint is written
         and :class:`w2v_jax.errors.Interrupted` raised.
+      chunk_tokens: corpus tokens sub-sampled at a time (default ``CHUNK_TOKENS``);
+        the host's memory is bounded by it, not by the corpus
+        (``w2v_jax.batching.epoch_chunks``).
     Returns:
-      The final TrainState; ``np.asarray(state.w_in)`` are the word vectors.
+      The final TrainState; ``np.asarray(state.w_in)`` are the word vectors (host
+      arrays f32[V, d] after data-parallel training).
+
+    With ``config.devices > 1`` or several processes (``jax.distributed``), training is
+    data-parallel over a device mesh (``w2v_jax.parallel``); each process trains on its
+    own contiguous shard of the corpus, and all advance call by call in lockstep.
     """
     corpus.check_trainable()
     cfg = config
@@ -534,16 +645,50 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         state = init_state(jax.random.key(cfg.seed), len(vocab), cfg.vector_size)
     aux = objective_aux(cfg, vocab)
     keep = vocab.keep_probabilities(cfg.sample)
-    sent = corpus.sentence_ids()
+    processes, lo, hi, devices, parallel = 1, 0, corpus.ids.size, None, None
+    if cfg.devices > 1 or jax.process_count() > 1:
+        from w2v_jax import parallel as dp
+
+        parallel = dp.make_parallel(cfg, len(vocab))
+        state = dp.place_state(state, parallel)
+        processes, me, devices = jax.process_count(), jax.process_index(), parallel.local_devices
+        lo, hi = corpus.ids.size * me // processes, corpus.ids.size * (me + 1) // processes
+
+    def step(state, block):
+        if parallel is None:
+            return run_steps(state, aux, block, cfg=cfg)
+        return dp.run_steps_parallel(state, aux, dp.place_block(block, parallel), cfg=cfg,
+                                     par=parallel)
+
+    def on_host(state):
+        return state if parallel is None else dp.host_state(state, parallel)
 
     def host_blocks():
         for epoch in range(start.epoch, cfg.epochs):
-            rng = np.random.default_rng([cfg.seed, epoch])
-            stream = epoch_stream(corpus.ids, sent, keep, cfg.window, rng)
+            chunks = epoch_chunks(corpus.ids, corpus.sentence_ids, keep, cfg.window, cfg.seed,
+                                  epoch, lo, hi, chunk_tokens or CHUNK_TOKENS)
             first = start.block if epoch == start.epoch else 0
-            for b, prog, block in epoch_blocks(stream, cfg, epoch, first):
+            for b, prog, block in epoch_blocks(chunks, cfg, epoch, first, devices):
                 yield epoch, b, prog, block
-            del stream  # before the next epoch's is made: one epoch's arrays alive, not two
+
+    def lockstep(items):
+        """Every process runs the same calls: one whose shard of an epoch is used up
+        feeds blocks with no centres until all are (a host collective per call)."""
+        items, ahead = iter(items), None
+        for epoch in range(start.epoch, cfg.epochs):
+            b = start.block if epoch == start.epoch else 0
+            while True:
+                if ahead is None:
+                    ahead = next(items, None)
+                mine = ahead if ahead is not None and ahead[0] == epoch else None
+                if not dp.any_process(mine is not None):
+                    break
+                if mine is None:
+                    yield epoch, b, 1.0, _empty_block(cfg, devices, epoch)
+                else:
+                    yield mine
+                    ahead = None
+                b += 1
 
     total = cfg.epochs * corpus.raw_words
     words_at_start = start.words
@@ -573,28 +718,29 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         nonlocal t0
         if on_epoch_end is not None:
             paused = time.perf_counter()
-            on_epoch_end(epoch, state)
+            on_epoch_end(epoch, on_host(state))
             t0 += time.perf_counter() - paused
 
     def save(position):
         nonlocal t0
         paused = time.perf_counter()
-        checkpointer.save(state, position)
+        checkpointer.save(on_host(state), position)
         t0 += time.perf_counter() - paused
 
     position = start
     if checkpointer is not None and checkpointer.last_step is None:
         save(position)  # a first good checkpoint, for runs that diverge before the first interval
     pending = None  # the call in flight: its loss is read one call late
-    for epoch, b, prog, block in _prefetch(host_blocks()):
+    blocks = _prefetch(host_blocks())
+    for epoch, b, prog, block in (blocks if processes == 1 else lockstep(blocks)):
         if pending is not None and epoch != pending["epoch"]:
             report(pending)
             end_epoch(pending["epoch"])
-        state, (loss, count) = run_steps(state, aux, block, cfg=cfg)
+        state, (loss, count) = step(state, block)
         if pending is not None:
             report(pending)
         pending = {"loss": loss, "count": count, "epoch": epoch, "words": words_done(epoch, prog),
-                   "lr": float(block["lr"][-1]), "reported": False}
+                   "lr": float(np.ravel(block["lr"])[-1]), "reported": False}
         position = (Position(epoch + 1, 0, pending["words"]) if prog >= 1.0
                     else Position(epoch, b + 1, pending["words"]))
         stop = should_stop is not None and should_stop()
@@ -610,7 +756,16 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         save(position)
         checkpointer.wait()
     jax.block_until_ready(state)
-    return state
+    return on_host(state)
+
+
+def _empty_block(cfg: Config, devices: int, epoch: int) -> dict[str, np.ndarray]:
+    """A block with no centres (every reach 0): a call that changes nothing."""
+    c, w, t = cfg.batch_size, cfg.window, cfg.steps_per_call
+    return {"tok": np.zeros((t, devices, c + 2 * w), np.int32),
+            "sent": np.full((t, devices, c + 2 * w), -1, np.int32),
+            "reach": np.zeros((t, devices, c), np.int32),
+            "lr": learning_rate(cfg, epoch, np.ones((t, devices), np.float32))}
 
 
 class MetricsWriter:

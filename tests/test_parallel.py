@@ -1,0 +1,155 @@
+"""Data-parallel training over 4 forced host devices (see conftest): the combined step,
+replicated vs vocabulary-sharded tables, quality against one device, and two processes
+training together through jax.distributed on localhost."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import planted_topics_text
+from w2v_jax import Config, load_corpus, train
+from w2v_jax.batching import epoch_stream
+from w2v_jax.errors import W2VError
+from w2v_jax.train import TrainState, epoch_blocks, init_state, objective_aux, run_steps
+
+D = 4
+pytestmark = pytest.mark.skipif(jax.device_count() < D, reason="needs 4 (forced host) devices")
+
+
+def _topic_separation(words, w_in):
+    w = w_in / np.linalg.norm(w_in, axis=1, keepdims=True)
+    idx = {x: i for i, x in enumerate(words)}
+    a = [idx[f"a{i}"] for i in range(20)]
+    b = [idx[f"b{i}"] for i in range(20)]
+    s = w @ w.T
+    return s[np.ix_(a, a)].mean() - s[np.ix_(a, b)].mean()
+
+
+@pytest.fixture(scope="module")
+def topics(tmp_path_factory):
+    # 41 word types: the sharded tables' rows do not divide evenly over 4 devices.
+    p = tmp_path_factory.mktemp("par") / "topics.txt"
+    p.write_text(planted_topics_text(n_lines=600) + "odd one out\n" * 5)
+    return load_corpus(p, min_count=1)
+
+
+@pytest.mark.parametrize("objective,tables", [("softmax", "replicated"), ("hs", "replicated"),
+                                              ("hs", "sharded")])
+@pytest.mark.parametrize("sg", [1, 0])
+def test_a_parallel_step_is_one_step_of_all_devices_centres(objective, tables, sg):
+    # D devices × C centres, updates combined, must equal one device taking the D·C
+    # centres in one step (objectives without negatives, no row-term cap, constant lr).
+    from w2v_jax import parallel as dp
+
+    rng = np.random.default_rng(0)
+    v, c, w = 50, 8, 2
+    ids = rng.integers(0, v, 600).astype(np.int32)
+    sent = np.repeat(np.arange(12), 50).astype(np.int32)
+    stream = epoch_stream(ids, sent, np.ones(v), w, rng)
+    common = dict(sg=sg, window=w, objective=objective, steps_per_call=3, alpha=0.05,
+                  min_alpha=0.05, max_row_terms=1e9, vector_size=8)
+    one = Config(batch_size=D * c, **common)
+    many = Config(batch_size=c, devices=D, tables=tables, **common)
+    counts = np.bincount(ids, minlength=v) + 1
+    from w2v_jax.vocab import Vocab
+    vocab = Vocab(tuple(f"w{i}" for i in range(v)), np.sort(counts)[::-1])
+    aux = objective_aux(one, vocab)
+    state = init_state(jax.random.key(0), v, 8)
+    state = state._replace(w_out=jax.numpy.asarray(rng.standard_normal((v, 8)) * 0.3,
+                                                   jax.numpy.float32))
+    host = TrainState(*(np.array(x) for x in state[:3]),
+                      jax.random.wrap_key_data(np.array(jax.random.key_data(state.key))))
+    _, _, block1 = next(epoch_blocks(stream, one, 0))
+    _, _, blockd = next(epoch_blocks(stream, many, 0, devices=D))
+    np.testing.assert_array_equal(blockd["reach"].reshape(3, -1), block1["reach"])
+    ref, (loss1, n1) = run_steps(state, aux, block1, cfg=one)
+    par = dp.make_parallel(many, v)
+    got, (lossd, nd) = dp.run_steps_parallel(dp.place_state(host, par), aux,
+                                             dp.place_block(blockd, par), cfg=many, par=par)
+    got = dp.host_state(got, par)
+    assert float(n1) == float(nd) > 0
+    np.testing.assert_allclose(float(lossd), float(loss1), rtol=1e-5)
+    np.testing.assert_allclose(got.w_in, np.asarray(ref.w_in), atol=2e-6)
+    np.testing.assert_allclose(got.w_out, np.asarray(ref.w_out), atol=2e-6)
+    assert int(got.step) == 3
+
+
+@pytest.mark.parametrize("sg,objective", [(1, "ns"), (0, "ns"), (1, "hs")])
+def test_sharded_and_replicated_tables_give_the_same_vectors(topics, sg, objective):
+    vocab, corpus = topics
+    base = dict(sg=sg, objective=objective, vector_size=16, window=3, epochs=1, batch_size=16,
+                steps_per_call=8, min_count=1, devices=D)
+    rep = train(Config(tables="replicated", **base), vocab, corpus)
+    shd = train(Config(tables="sharded", **base), vocab, corpus)
+    assert rep.w_in.shape == shd.w_in.shape == (len(vocab), 16)  # padding removed
+    np.testing.assert_allclose(rep.w_in, shd.w_in, atol=1e-6)
+    np.testing.assert_allclose(rep.w_out, shd.w_out, atol=1e-6)
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+def test_data_parallel_vectors_are_as_good_as_one_devices(topics, sg):
+    vocab, corpus = topics
+    base = dict(sg=sg, vector_size=16, window=3, epochs=2, batch_size=16, steps_per_call=8,
+                min_count=1, sample=0.0)
+    losses = []
+    single = train(Config(**base), vocab, corpus)
+    sharded = train(Config(devices=D, tables="sharded", **base), vocab, corpus,
+                    on_progress=lambda p: losses.append(p.loss))
+    s1 = _topic_separation(vocab.words, np.asarray(single.w_in))
+    sd = _topic_separation(vocab.words, sharded.w_in)
+    assert s1 > 0.5 and sd > 0.8 * s1, (s1, sd)
+    assert losses[-1] < losses[0]
+
+
+def test_bad_device_requests_are_one_line_errors():
+    with pytest.raises(W2VError, match="--devices 64 asked for, but 4 device"):
+        from w2v_jax.parallel import make_parallel
+        make_parallel(Config(devices=64), 10)
+    with pytest.raises(W2VError, match="full softmax .* replicated"):
+        Config(objective="softmax", tables="sharded")
+    with pytest.raises(W2VError, match="tables must be one of"):
+        Config(tables="mirrored")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_one_model_on_localhost(tmp_path):
+    # jax.distributed on localhost: 2 processes × 2 CPU devices, vocabulary-sharded
+    # tables, each process on its half of the corpus; process 0 writes the run.
+    corpus = tmp_path / "topics.txt"
+    corpus.write_text(planted_topics_text(n_lines=300))
+    out = tmp_path / "run"
+    port = _free_port()
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "w2v_jax.cli", "train", "--corpus", str(corpus), "--out",
+         str(out), "--min-count", "1", "--vector-size", "16", "--window", "3", "--epochs", "2",
+         "--batch-size", "16", "--steps-per-call", "8", "--sample", "0", "--devices", "4", "--tables",
+         "sharded", "--no-checkpoints", "--no-progress", "--coordinator", f"127.0.0.1:{port}",
+         "--num-processes", "2", "--process-id", str(i)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[1]) for i in range(2)]
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    crcs = [re.search(r"process (\d): vectors crc32 (\w+)", log).groups() for log in logs]
+    assert {c[0] for c in crcs} == {"0", "1"} and crcs[0][1] == crcs[1][1]  # replicas agree
+    from w2v_jax.model import load_vectors
+    kv = load_vectors(out)
+    assert _topic_separation(kv.index_to_key, kv.vectors) > 0.5
+    # A process index outside the group is refused before any connection is tried.
+    r = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--corpus", str(corpus),
+                        "--out", str(tmp_path / "r2"), "--coordinator", f"127.0.0.1:{port}",
+                        "--num-processes", "2", "--process-id", "2"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--process-id must be in 0..1" in r.stderr
