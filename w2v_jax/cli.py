@@ -18,7 +18,7 @@ import dataclasses
 import json
 import sys
 
-from w2v_jax.config import OBJECTIVES, SAMPLERS, Config
+from w2v_jax.config import OBJECTIVES, SAMPLERS, TABLE_MODES, Config
 from w2v_jax.errors import W2VError
 from w2v_jax.run import CheckpointOptions
 
@@ -41,14 +41,39 @@ _TRAIN_FLAGS = [
     ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "
      "(SG ns, and hs; stabilises higher --alpha and hierarchical softmax)"),
     ("seed", int, "random seed"),
+    ("devices", int, "devices to train on data-parallel (C centres per device and step)"),
 ]
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train word vectors",
                        description="Train skip-gram or CBOW with negative sampling.")
-    p.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
-                   "default: the embedded KJV corpus")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
+                     "default: the embedded KJV corpus")
+    src.add_argument("--dataset", metavar="PATH_OR_NAME",
+                     help="a Hugging Face dataset: local text/JSON/Parquet file(s), a directory "
+                     "written by save_to_disk, or a hub name already in the local cache; "
+                     "tokenised once and cached as memory-mapped ids")
+    p.add_argument("--text-column", default="text", help="the dataset's text column (default: text)")
+    p.add_argument("--streaming", action="store_true",
+                   help="read the dataset in streaming mode (never whole in memory)")
+    p.add_argument("--num-proc", type=int, default=None,
+                   help="processes that tokenise and count the dataset (default: 1)")
+    p.add_argument("--lowercase", action="store_true", help="lowercase the dataset's text")
+    p.add_argument("--cache-dir", default=None,
+                   help="where tokenised datasets are cached (default: $W2V_JAX_CACHE or "
+                   "~/.cache/w2v_jax)")
+    p.add_argument("--tables", choices=TABLE_MODES, default=None,
+                   help="embedding tables on the devices: replicated, or sharded along the "
+                   "vocabulary (default: replicated)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="multi-process training: process 0's address (jax.distributed); "
+                   "'auto' on clusters JAX detects; or $W2V_JAX_COORDINATOR")
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="multi-process training: number of processes ($W2V_JAX_NUM_PROCESSES)")
+    p.add_argument("--process-id", type=int, default=None,
+                   help="multi-process training: this process's index ($W2V_JAX_PROCESS_ID)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", help="run directory to write")
     where.add_argument("--resume", metavar="RUN_DIR",
@@ -116,10 +141,19 @@ class _StopFlag:
 def _train(args) -> int:
     import signal
 
+    import jax
     from tqdm import tqdm
 
     from w2v_jax.errors import Interrupted
-    from w2v_jax.run import train_run
+    from w2v_jax.parallel import initialize_distributed
+    from w2v_jax.run import DatasetOptions, train_run
+
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    dataset = None
+    if args.dataset is not None:
+        dataset = DatasetOptions(args.dataset, text_column=args.text_column,
+                                 streaming=args.streaming, num_proc=args.num_proc,
+                                 lowercase=args.lowercase, cache_dir=args.cache_dir)
 
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
@@ -151,7 +185,7 @@ def _train(args) -> int:
     stop = _StopFlag()
     try:
         summary = train_run(out, None if args.resume else Config(**given), args.corpus,
-                            resume=bool(args.resume), resume_expect=given,
+                            dataset=dataset, resume=bool(args.resume), resume_expect=given,
                             overwrite=args.overwrite, init_vectors=args.init_vectors,
                             checkpoints=checkpoints, eval_each_epoch=args.eval_each_epoch,
                             on_progress=on_progress, on_start=on_start, should_stop=stop,
@@ -165,7 +199,7 @@ def _train(args) -> int:
         stop.restore()
         if bar is not None:
             bar.close()
-    if not summary.get("already_finished"):
+    if not summary.get("already_finished") and jax.process_index() == 0:
         print(f"trained in {summary['train_seconds']:.1f}s "
               f"({summary['words_per_sec'] / 1e3:.0f}k words/s); wrote {out}", file=sys.stderr)
     return 0

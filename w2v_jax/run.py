@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +63,32 @@ class CheckpointOptions:
                         ("--checkpoint-every-minutes", self.every_minutes)):
             if v is not None and v <= 0:
                 raise W2VError(f"{name} must be positive, got {v}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetOptions:
+    """A Hugging Face dataset as the corpus (``w2v_jax.dataset.load_dataset_corpus``).
+
+    ``source`` is local file(s), a ``save_to_disk`` directory or a cached hub name;
+    tokenised once (``num_proc`` processes) and cached as memory-mapped ids under
+    ``cache_dir``.
+    """
+
+    source: str
+    text_column: str = "text"
+    streaming: bool = False
+    num_proc: int | None = None
+    lowercase: bool = False
+    cache_dir: str | None = None
+
+    def load(self, config: Config, log: Callable[[str], None]):
+        from w2v_jax.dataset import load_dataset_corpus
+
+        return load_dataset_corpus(self.source, text_column=self.text_column,
+                                   min_count=config.min_count,
+                                   max_vocab_size=config.max_vocab_size,
+                                   streaming=self.streaming, num_proc=self.num_proc,
+                                   lowercase=self.lowercase, cache_dir=self.cache_dir, log=log)
 
 
 def _stderr(msg: str) -> None:
@@ -141,7 +168,8 @@ def _vocab_meta(vocab: Vocab) -> dict[str, Any]:
 
 
 def train_run(out_dir: str | os.PathLike, config: Config | None = None,
-              corpus_path: str | os.PathLike | None = None, *, resume: bool = False,
+              corpus_path: str | os.PathLike | None = None, *,
+              dataset: DatasetOptions | None = None, resume: bool = False,
               resume_expect: dict[str, Any] | None = None,
               overwrite: bool = False, init_vectors: str | os.PathLike | None = None,
               checkpoints: CheckpointOptions = CheckpointOptions(),
@@ -158,6 +186,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         checkpoint's config is used) or equal to it.
       corpus_path: text file; default the embedded corpus (with ``resume``: the
         checkpoint's corpus).
+      dataset: a Hugging Face dataset instead of ``corpus_path``.
       resume: continue from the latest usable checkpoint in ``out_dir``.
       resume_expect: config fields the caller asked for explicitly; with ``resume``, any
         that differ from the checkpoint's config are an error rather than ignored.
@@ -174,8 +203,17 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
       The summary record also written to metrics.jsonl (``"resumed_from"``: the step,
       ``"already_finished"``: True if a resumed run had nothing left to do).
     """
-    out = prepare_out_dir(out_dir)
-    with RunLock(out):
+    import contextlib
+
+    import jax
+
+    # With several processes (jax.distributed), all train and process 0 writes the run.
+    primary = jax.process_index() == 0
+    if jax.process_count() > 1 and (resume or checkpoints.enabled):
+        raise W2VError("multi-process runs write no checkpoints (and so cannot resume) yet; "
+                       "pass --no-checkpoints")
+    out = prepare_out_dir(out_dir) if primary else Path(out_dir)
+    with RunLock(out) if primary else contextlib.nullcontext():
         restored = None
         if resume:
             restored = restore_latest(out / CHECKPOINTS, warn=lambda m: log(f"w2v-jax: warning: {m}"))
@@ -195,16 +233,23 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 raise W2VError(f"--resume continues on the checkpoint's corpus {saved_corpus}, "
                                f"not {corpus_path}")
             corpus_path = saved_corpus
+            if restored.meta.get("dataset") is not None:
+                dataset = DatasetOptions(**restored.meta["dataset"])
             if (out / VECTORS).exists() and restored.position.epoch >= config.epochs:
                 log(f"{out} has already finished; nothing to resume")
                 return {"event": "done", "already_finished": True}
-        else:
+        elif primary:
             _clear_or_refuse(out, overwrite)
         config = config or Config()
+        if dataset is not None:
+            corpus_path = f"dataset:{dataset.source}"
         corpus_path = corpus_path or embedded_corpus_path()
 
         t0 = time.perf_counter()
-        vocab, corpus = load_corpus(corpus_path, config.min_count, config.max_vocab_size)
+        if dataset is not None:
+            vocab, corpus = dataset.load(config, log)
+        else:
+            vocab, corpus = load_corpus(corpus_path, config.min_count, config.max_vocab_size)
         t_load = time.perf_counter() - t0
         log(f"corpus {corpus_path}: {corpus.raw_words:,} words, vocabulary {len(vocab):,} "
             f"(min_count={config.min_count}), read in {t_load:.1f}s")
@@ -219,7 +264,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         elif init_vectors is not None:
             state = initial_vectors(init_vectors, vocab, config, log)
 
-        metrics = MetricsWriter(out / METRICS)
+        metrics = MetricsWriter(out / METRICS if primary else os.devnull)
         checkpointer = None
         if checkpoints.enabled:
             minutes = checkpoints.every_minutes
@@ -227,6 +272,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,
                 every_seconds=None if minutes is None else minutes * 60.0,
                 meta={"config": config.to_dict(), "corpus": str(corpus_path),
+                      "dataset": None if dataset is None else dataclasses.asdict(dataset),
                       "vocab": _vocab_meta(vocab), "format": 1})
 
         last: list[Progress] = []  # the latest progress, for the eval records
@@ -271,9 +317,13 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             if checkpointer is not None:
                 checkpointer.close()
             metrics.close()
-        save_run(out, config, vocab, KeyedVectors(vocab.words, np.asarray(state.w_in)),
-                 {"corpus": str(corpus_path)})
+        w_in = np.asarray(state.w_in)
+        if jax.process_count() > 1:  # the replicas must have ended identical
+            log(f"process {jax.process_index()}: vectors crc32 {zlib.crc32(w_in.tobytes()):08x}")
+        if primary:
+            save_run(out, config, vocab, KeyedVectors(vocab.words, w_in),
+                     {"corpus": str(corpus_path)})
         return summary
 
 
-__all__ = ["CheckpointOptions", "initial_vectors", "prepare_out_dir", "save_run", "train_run"]
+__all__ = ["CheckpointOptions", "DatasetOptions", "initial_vectors", "prepare_out_dir", "save_run", "train_run"]
