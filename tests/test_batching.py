@@ -85,3 +85,48 @@ def test_device_windows_equal_reference_pairs():
             got += list(zip(tok[window + r], tok[window + r + offs[c]]))
     want = list(zip(*pairs_of(stream, window)))
     assert got == want
+
+
+def test_chunked_epoch_is_one_stream_cut_into_the_same_blocks():
+    # Chunks are sub-sampled separately but concatenate into one stream: the blocks cut
+    # from them must hold exactly that stream's pairs, windows crossing chunk bounds.
+    from w2v_jax.batching import epoch_chunks
+    from w2v_jax.corpus import Corpus
+
+    rng = np.random.default_rng(1)
+    n, window = 5000, 3
+    corpus = Corpus(rng.integers(0, 30, n).astype(np.int32), np.full(n // 100, 100), n)
+    keep = np.full(30, 0.7)
+    chunks = list(epoch_chunks(corpus.ids, corpus.sentence_ids, keep, window, seed=2, epoch=0,
+                               chunk_tokens=700))
+    assert len(chunks) == 8
+    whole = _concat(chunks)
+    assert np.all(np.diff(whole.progress) > 0) and 0 <= whole.progress[0] and whole.progress[-1] < 1
+    pos = np.rint(whole.progress.astype(np.float64) * n).astype(int)  # corpus positions
+    np.testing.assert_array_equal(whole.ids, corpus.ids[pos])
+    np.testing.assert_array_equal(whole.sent, corpus.sentence_ids()[pos])
+    cfg = Config(window=window, batch_size=16, steps_per_call=4)
+    for devices in (None, 2):
+        got = []
+        for _, _, block in epoch_blocks(iter(chunks), cfg, epoch=0, devices=devices):
+            for tok, sen, reach in zip(block["tok"].reshape(-1, block["tok"].shape[-1]),
+                                       block["sent"].reshape(-1, block["sent"].shape[-1]),
+                                       block["reach"].reshape(-1, 16)):
+                mask = np.asarray(_window_mask(jnp.asarray(sen), jnp.asarray(reach), window))
+                offs = np.array([o for o in range(-window, window + 1) if o != 0])
+                r, c = np.nonzero(mask)
+                got += list(zip(tok[window + r], tok[window + r + offs[c]]))
+        assert got == list(zip(*pairs_of(whole, window)))
+    # Resuming at block b yields exactly the blocks from b on.
+    full = list(epoch_blocks(iter(chunks), cfg, epoch=0))
+    tail = list(epoch_blocks(iter(chunks), cfg, epoch=0, first=5))
+    assert [b for b, _, _ in tail] == list(range(5, len(full))) and full[-1][1] == 1.0
+    for (_, p1, x), (_, p2, y) in zip(full[5:], tail):
+        assert p1 == p2 and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def _concat(chunks):
+    from w2v_jax.batching import EpochStream
+
+    return EpochStream(*(np.concatenate([getattr(c, f) for c in chunks])
+                         for f in ("ids", "sent", "reach", "progress")))
