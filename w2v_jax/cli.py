@@ -199,7 +199,8 @@ def _train(args) -> int:
         stop.restore()
         if bar is not None:
             bar.close()
-    if not summary.get("already_finished") and jax.process_index() == 0:
+    if not summary.get("already_finished") and (not jax.distributed.is_initialized()
+                                                or jax.process_index() == 0):
         print(f"trained in {summary['train_seconds']:.1f}s "
               f"({summary['words_per_sec'] / 1e3:.0f}k words/s); wrote {out}", file=sys.stderr)
     return 0

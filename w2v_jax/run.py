@@ -208,8 +208,11 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
     import jax
 
     # With several processes (jax.distributed), all train and process 0 writes the run.
-    primary = jax.process_index() == 0
-    if jax.process_count() > 1 and (resume or checkpoints.enabled):
+    # (Asked only then: starting JAX's backend before a dataset's worker processes are
+    # forked would risk a deadlock in them.)
+    multi = jax.distributed.is_initialized() and jax.process_count() > 1
+    primary = not multi or jax.process_index() == 0
+    if multi and (resume or checkpoints.enabled):
         raise W2VError("multi-process runs write no checkpoints (and so cannot resume) yet; "
                        "pass --no-checkpoints")
     out = prepare_out_dir(out_dir) if primary else Path(out_dir)
@@ -318,7 +321,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 checkpointer.close()
             metrics.close()
         w_in = np.asarray(state.w_in)
-        if jax.process_count() > 1:  # the replicas must have ended identical
+        if multi:  # the replicas must have ended identical
             log(f"process {jax.process_index()}: vectors crc32 {zlib.crc32(w_in.tobytes()):08x}")
         if primary:
             save_run(out, config, vocab, KeyedVectors(vocab.words, w_in),
