@@ -153,3 +153,22 @@ def test_two_processes_train_one_model_on_localhost(tmp_path):
                         "--num-processes", "2", "--process-id", "2"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--process-id must be in 0..1" in r.stderr
+
+
+def test_a_sharded_run_resumes_to_the_uninterrupted_vectors(tmp_path):
+    from w2v_jax.errors import Interrupted
+    from w2v_jax.run import CheckpointOptions, train_run
+
+    corpus = tmp_path / "topics.txt"
+    corpus.write_text(planted_topics_text(n_lines=400))
+    cfg = Config(min_count=1, vector_size=8, window=3, epochs=2, batch_size=16,
+                 steps_per_call=8, sample=0, devices=D, tables="sharded")
+    quiet = dict(log=lambda m: None)
+    train_run(tmp_path / "ref", cfg, corpus, checkpoints=CheckpointOptions(enabled=False), **quiet)
+    polls = iter(range(1 << 30))
+    with pytest.raises(Interrupted):
+        train_run(tmp_path / "run", cfg, corpus, should_stop=lambda: next(polls) >= 20, **quiet)
+    summary = train_run(tmp_path / "run", None, resume=True, **quiet)
+    assert summary["resumed_from"] == 21 * 8
+    assert ((tmp_path / "run" / "vectors.bin").read_bytes()
+            == (tmp_path / "ref" / "vectors.bin").read_bytes())
