@@ -102,8 +102,20 @@ def epoch_chunks(ids: np.ndarray, sentence_ids, keep_prob: np.ndarray, window: i
     for a in range(start, stop, chunk_tokens):
         b = min(a + chunk_tokens, stop)
         rng = np.random.default_rng([seed, epoch, a])
-        yield epoch_stream(np.asarray(ids[a:b]), sentence_ids(a, b), keep_prob, window, rng,
+        yield epoch_stream(_read(ids, a, b), sentence_ids(a, b), keep_prob, window, rng,
                            base=a - start, total=stop - start)
+
+
+def _read(ids: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``ids[a:b]`` in memory. A memory-mapped file's chunk is read with ``read()``
+    rather than through the mapping: pages touched through a mapping stay in the
+    process's RSS until the kernel needs them, so an epoch over a memory-mapped corpus
+    would show an RSS that grows with the corpus."""
+    if (isinstance(ids, np.memmap) and ids.filename is not None
+            and ids.base is getattr(ids, "_mmap", None)):  # the whole mapping, not a view
+        return np.fromfile(ids.filename, dtype=ids.dtype, count=b - a,
+                           offset=ids.offset + a * ids.itemsize)
+    return np.asarray(ids[a:b])
 
 
 def pairs_of(stream: EpochStream, window: int) -> tuple[np.ndarray, np.ndarray]:
