@@ -124,33 +124,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_one_model_on_localhost(tmp_path):
-    # jax.distributed on localhost: 2 processes × 2 CPU devices, vocabulary-sharded
-    # tables, each process on its half of the corpus; process 0 writes the run.
-    corpus = tmp_path / "topics.txt"
-    corpus.write_text(planted_topics_text(n_lines=300))
-    out = tmp_path / "run"
+def _two_processes(corpus, out, *flags, env, stop_one_after=None):
+    """Runs `w2v-jax train` as processes 0 and 1 of a 2-process group on localhost (2 CPU
+    devices each, vocabulary-sharded tables over the 4). ``stop_one_after``: SIGTERM
+    process 1 alone once ``out`` has that many checkpoints."""
     port = _free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "w2v_jax.cli", "train", "--corpus", str(corpus), "--out",
-         str(out), "--min-count", "1", "--vector-size", "16", "--window", "3", "--epochs", "2",
-         "--batch-size", "16", "--steps-per-call", "8", "--sample", "0", "--devices", "4", "--tables",
-         "sharded", "--no-checkpoints", "--no-progress", "--coordinator", f"127.0.0.1:{port}",
-         "--num-processes", "2", "--process-id", str(i)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parents[1]) for i in range(2)]
+    cmd = [sys.executable, "-m", "w2v_jax.cli", "train", *flags, "--no-progress", "--coordinator",
+           f"127.0.0.1:{port}", "--num-processes", "2", "--process-id"]
+    procs = [subprocess.Popen(cmd + [str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1]) for i in range(2)]
+    if stop_one_after is not None:
+        import signal
+        import time
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and procs[1].poll() is None:
+            d = out / "checkpoints"
+            if d.is_dir() and sum(p.name.isdigit() for p in d.iterdir()) >= stop_one_after:
+                procs[1].send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.02)
     logs = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs
+    return [p.returncode for p in procs], logs
+
+
+def test_two_processes_train_one_model_and_resume_together(tmp_path):
+    # jax.distributed on localhost over gloo. Each process trains on its half of the
+    # corpus; process 0 writes the run and the checkpoints (the tables gathered to it).
+    corpus = tmp_path / "topics.txt"
+    corpus.write_text(planted_topics_text(n_lines=500))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    hyper = ["--corpus", str(corpus), "--min-count", "1", "--vector-size", "16", "--window", "3",
+             "--epochs", "2", "--batch-size", "16", "--steps-per-call", "4", "--sample", "0",
+             "--devices", "4", "--tables", "sharded"]
+    ref = tmp_path / "ref"
+    codes, logs = _two_processes(corpus, ref, *hyper, "--out", str(ref), env=env)
+    assert codes == [0, 0], logs
     crcs = [re.search(r"process (\d): vectors crc32 (\w+)", log).groups() for log in logs]
     assert {c[0] for c in crcs} == {"0", "1"} and crcs[0][1] == crcs[1][1]  # replicas agree
     from w2v_jax.model import load_vectors
-    kv = load_vectors(out)
+    kv = load_vectors(ref)
     assert _topic_separation(kv.index_to_key, kv.vectors) > 0.5
+
+    # A stop signal to one process stops both at the same call, with a checkpoint; both
+    # resume from it and end with the uninterrupted run's vectors.
+    out = tmp_path / "run"
+    codes, logs = _two_processes(corpus, out, *hyper, "--out", str(out),
+                                 "--checkpoint-every-words", "2000", env=env, stop_one_after=3)
+    assert codes == [143, 143], logs
+    assert "continue with: w2v-jax train --resume" in logs[0]
+    assert not (out / "vectors.bin").exists()
+    codes, logs = _two_processes(corpus, out, "--resume", str(out), env=env)
+    assert codes == [0, 0], logs
+    assert "resuming from checkpoint step" in logs[1]
+    assert (out / "vectors.bin").read_bytes() == (ref / "vectors.bin").read_bytes()
+
     # A process index outside the group is refused before any connection is tried.
     r = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--corpus", str(corpus),
-                        "--out", str(tmp_path / "r2"), "--coordinator", f"127.0.0.1:{port}",
-                        "--num-processes", "2", "--process-id", "2"],
+                        "--out", str(tmp_path / "r2"), "--coordinator",
+                        f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id", "2"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--process-id must be in 0..1" in r.stderr
 

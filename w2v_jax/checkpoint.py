@@ -87,8 +87,18 @@ def _manager(directory: Path, keep: int | None = None, writer: bool = False):
     leaves them alone, since a training process may be writing one."""
     import orbax.checkpoint as ocp
 
+    multi = {}
+    if jax.distributed.is_initialized() and jax.process_count() > 1:
+        # In a multi-process run process 0 alone writes (the tables gathered to its host)
+        # and each process reads for itself: no manager waits on the other processes.
+        me = jax.process_index()
+        multi = {"multiprocessing_options": ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me})}
+    if writer:  # made here: Orbax will not create it for a subset of processes
+        directory.mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
-                                           create=writer, cleanup_tmp_directories=writer)
+                                           create=False, cleanup_tmp_directories=writer,
+                                           **multi)
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 

@@ -191,10 +191,17 @@ def _train(args) -> int:
                             on_progress=on_progress, on_start=on_start, should_stop=stop,
                             log=log)
     except Interrupted as e:
-        where = ("no checkpoint was written (--no-checkpoints)" if e.step is None else
-                 f"checkpoint at step {e.step} saved; continue with: w2v-jax train --resume {out}")
-        print(f"w2v-jax: stopped by {signal.Signals(stop.signum).name}; {where}", file=sys.stderr)
-        return 128 + stop.signum
+        if e.step is not None:
+            where = f"checkpoint at step {e.step} saved; continue with: w2v-jax train --resume {out}"
+        elif jax.distributed.is_initialized() and jax.process_index() > 0:
+            where = "process 0 saved the checkpoint; continue every process with --resume"
+        else:
+            where = "no checkpoint was written (--no-checkpoints)"
+        # Without a signal of its own, another process of the run was stopped.
+        signum = stop.signum or signal.SIGTERM
+        by = signal.Signals(stop.signum).name if stop.signum else "another process's stop"
+        print(f"w2v-jax: stopped by {by}; {where}", file=sys.stderr)
+        return 128 + signum
     finally:
         stop.restore()
         if bar is not None:

@@ -222,13 +222,14 @@ def host_state(state: TrainState, par: Parallel | None) -> TrainState:
                       np.asarray(fetch(state.step)), state.key)
 
 
-def any_process(flag: bool) -> bool:
-    """Whether ``flag`` is true on any process (a host-side collective; every process calls it)."""
+def any_process(*flags: bool) -> tuple[bool, ...]:
+    """Each flag or-ed over all processes (a host-side collective every process calls)."""
     if jax.process_count() == 1:
-        return flag
+        return flags
     from jax.experimental import multihost_utils
 
-    return bool(np.any(multihost_utils.process_allgather(np.asarray([flag]))))
+    every = np.asarray(multihost_utils.process_allgather(np.asarray(flags, np.int32)))
+    return tuple(bool(x) for x in every.reshape(-1, len(flags)).any(axis=0))
 
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,

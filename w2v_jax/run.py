@@ -212,9 +212,6 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
     # forked would risk a deadlock in them.)
     multi = jax.distributed.is_initialized() and jax.process_count() > 1
     primary = not multi or jax.process_index() == 0
-    if multi and (resume or checkpoints.enabled):
-        raise W2VError("multi-process runs write no checkpoints (and so cannot resume) yet; "
-                       "pass --no-checkpoints")
     out = prepare_out_dir(out_dir) if primary else Path(out_dir)
     with RunLock(out) if primary else contextlib.nullcontext():
         restored = None
@@ -269,7 +266,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
 
         metrics = MetricsWriter(out / METRICS if primary else os.devnull)
         checkpointer = None
-        if checkpoints.enabled:
+        if checkpoints.enabled and primary:  # other processes join its saves (train)
             minutes = checkpoints.every_minutes
             checkpointer = Checkpointer(
                 out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,

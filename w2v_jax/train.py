@@ -681,7 +681,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
                 if ahead is None:
                     ahead = next(items, None)
                 mine = ahead if ahead is not None and ahead[0] == epoch else None
-                if not dp.any_process(mine is not None):
+                if not dp.any_process(mine is not None)[0]:
                     break
                 if mine is None:
                     yield epoch, b, 1.0, _empty_block(cfg, devices, epoch)
@@ -724,11 +724,20 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     def save(position):
         nonlocal t0
         paused = time.perf_counter()
-        checkpointer.save(on_host(state), position)
+        host = on_host(state)  # with several processes: a collective gather of the tables
+        if checkpointer is not None:
+            checkpointer.save(host, position)
         t0 += time.perf_counter() - paused
 
+    def agreed(*flags: bool) -> tuple[bool, ...]:
+        """The flags or-ed over all processes, so that all take the same decisions (only
+        process 0 holds a Checkpointer; a stop signal may reach one process only)."""
+        return flags if processes == 1 else dp.any_process(*flags)
+
     position = start
-    if checkpointer is not None and checkpointer.last_step is None:
+    checkpointing, first_save = agreed(checkpointer is not None,
+                                       checkpointer is not None and checkpointer.last_step is None)
+    if first_save:
         save(position)  # a first good checkpoint, for runs that diverge before the first interval
     pending = None  # the call in flight: its loss is read one call late
     blocks = _prefetch(host_blocks())
@@ -743,8 +752,9 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
                    "lr": float(np.ravel(block["lr"])[-1]), "reported": False}
         position = (Position(epoch + 1, 0, pending["words"]) if prog >= 1.0
                     else Position(epoch, b + 1, pending["words"]))
-        stop = should_stop is not None and should_stop()
-        if checkpointer is not None and (stop or checkpointer.due(position.words)):
+        stop, due = agreed(should_stop is not None and should_stop(),
+                           checkpointer is not None and checkpointer.due(position.words))
+        if checkpointing and (stop or due):
             report(pending)
             save(position)
         if stop:
@@ -752,8 +762,9 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     if pending is not None:
         report(pending)
         end_epoch(pending["epoch"])
-    if checkpointer is not None:
+    if checkpointing:
         save(position)
+    if checkpointer is not None:
         checkpointer.wait()
     jax.block_until_ready(state)
     return on_host(state)
