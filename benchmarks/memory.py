@@ -344,13 +344,19 @@ def reading(rows: list[dict], g: dict, meta: dict) -> str:
     if ok(a, "train") and ok(b, "train"):
         text += (f"Training from the memory-mapped cache grew {f(g['train.peak_anon_mb'])} in "
                  f"peak anonymous memory; less the tables and the vocabulary, \"beyond\" was "
-                 f"{steps} MB. Its peak RSS grew more, {f(g['train.peak_rss_mb'])}: the sampled "
-                 f"file-backed part (RssFile) grew {f(g['train.peak_file_mb'])}, about the "
-                 f"{(b.get('words') or 0) * 4 / MB - (a.get('words') or 0) * 4 / MB:,.0f} MB "
-                 f"difference of the int32 id files: pages of the memory-mapped ids that the "
-                 f"epoch has read stay mapped and count in RSS. They are clean page cache the "
-                 f"kernel can drop under pressure, but a tool (or a cgroup limit) reading RSS "
-                 f"sees the corpus length in it. ")
+                 f"{steps} MB; the part that grows is V-sized (host copies of the tables, "
+                 f"the sampler's table), not corpus-sized. ")
+        ids_growth = (b.get("words") or 0) * 4 / MB - (a.get("words") or 0) * 4 / MB
+        if g["train.peak_file_mb"] is not None and g["train.peak_file_mb"] > 0.5 * ids_growth:
+            text += (f"Its peak RSS grew {f(g['train.peak_rss_mb'])}: the file-backed part "
+                     f"(RssFile) grew {f(g['train.peak_file_mb'])}, about the {ids_growth:,.0f} "
+                     f"MB difference of the int32 id files: pages of the memory-mapped ids that "
+                     f"the epoch has read stay mapped and count in RSS. ")
+        else:
+            text += (f"Its peak RSS grew {f(g['train.peak_rss_mb'])}, its file-backed part "
+                     f"(RssFile) {f(g['train.peak_file_mb'])} although the id files differ by "
+                     f"{ids_growth:,.0f} MB: the trainer reads each chunk of the memory-mapped "
+                     f"ids with read(), so no corpus pages stay mapped. ")
         late = [(_late_anon(r["train"]), r["n"]) for r in rows if ok(r, "train")]
         if all(v is not None for v, _ in late):
             text += ("Largest anonymous memory over the last three quarters of each training "
