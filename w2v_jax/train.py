@@ -6,11 +6,13 @@ state donated so the two V×d tables are updated in place. A step takes C consec
 centres of the epoch's sub-sampled stream, gathers the rows of the span around them
 once, forms the pairs (SG) or windows (CBOW) as static shifts of the span, computes the
 closed-form gradients of ``w2v_jax.objectives`` (the same math; tests check that one
-step equals the pure functions) and scatter-adds one update per touched row. The
+step equals the pure functions) and returns one update per touched row, which
+:class:`Tables` scatter-adds (``w2v_jax.parallel`` combines them across devices). The
 objective (negative sampling, full softmax, hierarchical softmax) picks the step
 function from ``STEPS``; everything else is shared.
 
-The host side sub-samples each epoch (``w2v_jax.batching``) in a background thread,
+The host side sub-samples each epoch chunk by chunk (``w2v_jax.batching``, memory
+bounded by the chunk, not the corpus) in a background thread,
 cuts the stream into fixed-shape blocks with the learning rate of each step (linear
 decay from ``alpha`` to ``min_alpha`` over all training words), and reads loss and
 words/s a call late, so the device never waits for the host. Blocks are resumable:
@@ -39,7 +41,6 @@ from w2v_jax.checkpoint import Checkpointer, Position
 from w2v_jax.errors import Interrupted, W2VError
 from w2v_jax.huffman import build_huffman
 from w2v_jax.vocab import Vocab
-
 
 
 class TrainState(NamedTuple):
@@ -183,6 +184,11 @@ def _row_term_cap(ids: jax.Array, terms: jax.Array, vocab_size: int, cap: float)
     return jnp.minimum(1.0, cap / jnp.maximum(total, 1.0))
 
 
+# An update (table, row ids i32[N] or None for a dense one, delta f[N, d] or f[V, d]):
+# the amount to add, learning rate included.
+Update = tuple[int, Any, jax.Array]
+
+
 class Tables:
     """How a step reads the rows of W_in (0) and W_out (1) and applies its updates.
 
@@ -210,11 +216,6 @@ class Tables:
             params[which] = (params[which] + delta if ids is None
                              else params[which].at[ids].add(delta))
         return params[0], params[1]
-
-
-# An update (table, row ids i32[N] or None for a dense one, delta f[N, d] or f[V, d]):
-# the amount to add, learning rate included.
-Update = tuple[int, Any, jax.Array]
 
 
 def _sg_step(tables: Tables, ex, cfg: Config):
