@@ -17,6 +17,7 @@ A killed run (no vectors.bin, checkpoints present) is continued with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -27,6 +28,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import numpy as np
 
 from w2v_jax.checkpoint import CHECKPOINTS, Checkpointer, Position, RunLock, restore_latest
@@ -203,10 +205,6 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
       The summary record also written to metrics.jsonl (``"resumed_from"``: the step,
       ``"already_finished"``: True if a resumed run had nothing left to do).
     """
-    import contextlib
-
-    import jax
-
     # With several processes (jax.distributed), all train and process 0 writes the run.
     # (Asked only then: starting JAX's backend before a dataset's worker processes are
     # forked would risk a deadlock in them.)
