@@ -148,7 +148,6 @@ def initial_vectors(path: str | os.PathLike, vocab: Vocab, config: Config,
 
     Words the file lacks keep word2vec's random initialisation; W_out starts at zero.
     """
-    import jax
     import jax.numpy as jnp
 
     kv = KeyedVectors.load_word2vec_format(path)
