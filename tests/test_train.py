@@ -8,7 +8,7 @@ import pytest
 
 from conftest import one_step_block
 from w2v_jax import Config, load_corpus, train
-from w2v_jax.train import learning_rate
+from w2v_jax.train import init_state, learning_rate
 
 SMALL = dict(vector_size=16, window=3, min_count=1, negative=5, sample=0,
              batch_size=64, shared_negatives=4, steps_per_call=16, seed=0)
@@ -58,6 +58,21 @@ def test_cbow_exact_update_differs_from_word2vec_update(topic_corpus):
     a = np.asarray(train(cfg, vocab, corpus).w_in)
     b = np.asarray(train(dataclasses.replace(cfg, cbow_update="exact"), vocab, corpus).w_in)
     assert not np.allclose(a, b)
+
+
+def test_init_scale_sets_the_range_of_w_in(topic_corpus):
+    for scale in (0.5, 8.0):
+        w_in = np.asarray(init_state(jax.random.key(0), 2000, 50, scale).w_in)
+        assert np.abs(w_in).max() <= scale / 50
+        assert np.abs(w_in).max() > 0.99 * scale / 50  # uniform over the whole range
+        assert abs(w_in.std() - scale / 50 / np.sqrt(3)) < 0.01 * scale / 50
+    # train() starts from Config.init_scale: one step barely moves W_in from its init
+    vocab, corpus = load_corpus(topic_corpus, min_count=1)
+    cfg = Config(**SMALL, epochs=1, init_scale=0.5, min_alpha=1e-6, alpha=1e-6)
+    small = np.abs(np.asarray(train(cfg, vocab, corpus).w_in)).max()
+    wide = np.abs(np.asarray(train(dataclasses.replace(cfg, init_scale=4.0), vocab,
+                                   corpus).w_in)).max()
+    assert small <= 0.5 / 16 * 1.01 and wide > 2.0 / 16
 
 
 def test_learning_rate_decays_linearly_to_min_alpha():
@@ -128,10 +143,10 @@ def _one_step(sg, cbow_update="word2vec"):
     exp_in, exp_out, exp_loss = w_in.copy(), w_out.copy(), 0.0
     if sg:
         # Every real pair is one spec NS step's gradient (ns_grads); the pairs at offset j
-        # of the S centres in group g use negatives negs[j, g].
+        # of the S centres i with i mod (C/S) = g use negatives negs[j, g].
         for ci in range(c):
             for j in np.flatnonzero(mask[ci]):
-                ctx_id, neg_ids = tok[ctx_pos[ci, j]], negs[j, ci // s]
+                ctx_id, neg_ids = tok[ctx_pos[ci, j]], negs[j, ci % (c // s)]
                 h, cp, cn = w_in[centres[ci]], w_out[ctx_id], w_out[neg_ids]
                 d_h, d_pos, d_neg = objectives.ns_grads(h, cp, cn)
                 exp_in[centres[ci]] -= lr * np.asarray(d_h)
@@ -140,7 +155,7 @@ def _one_step(sg, cbow_update="word2vec"):
                 exp_loss += float(objectives.ns_loss(h, cp, cn))
     else:
         for g in range(c // s):
-            rows = slice(g * s, (g + 1) * s)
+            rows = np.arange(g, c, c // s)  # the S windows sharing draw g
             ctx = w_in[tok[ctx_pos[rows]]]  # f[S, 2W, d]
             has = mask[rows].any(axis=1)
             h = np.stack([objectives.cbow_hidden(x, m) for x, m in zip(ctx, mask[rows])])

@@ -38,13 +38,21 @@ class Config:
       min_alpha: final learning rate, reached linearly at the last training word.
       epochs: passes over the corpus.
       seed: the one seed every random draw of the run derives from.
+      init_scale: W_in starts uniform in ±init_scale / vector_size (W_out at 0).
+        word2vec C uses 0.5, gensim 1.0. Both start near the saddle at the origin
+        (each table's gradient is proportional to the other), where a 5-epoch run on a
+        few million words spends much of its first epoch; a wider start escapes it and
+        measured better on the bench corpus (see the README's *Initialisation*).
       batch_size: C, consecutive centres per SGD step (SG: all their pairs, about
-        C·(window+1); CBOW: C windows). Gradients within a step are summed.
-      shared_negatives: S, consecutive centres that share one draw of K negatives
-        (HogBatch). SG draws per context offset, so a pair shares its negatives only
-        with the pairs at the same offset of its S − 1 neighbours and each centre sees
-        fresh negatives for every pair; CBOW draws per group of S windows. 1 = word2vec's
-        fresh negatives for every pair/window. None: 8 for SG, 1 for CBOW.
+        C·(window+1); CBOW: C windows). Gradients within a step are summed. None: 128
+        for SG, 256 for CBOW (SG lost most of its accuracy at 512; CBOW was as good at 256
+        and ran faster).
+      shared_negatives: S, centres of a step that share one draw of K negatives
+        (HogBatch); they lie C/S centres apart, so their windows do not overlap. SG draws
+        per context offset, so a pair shares its negatives only with the pairs at the
+        same offset of S − 1 other centres and each centre sees fresh negatives for every
+        pair; CBOW draws per group of S windows. 1 = word2vec's fresh negatives for every
+        pair/window. None: 8 for SG, 4 for CBOW.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         down a tree of 16-way draws, O(16·log₁₆ V)). All are exact.
@@ -83,7 +91,8 @@ class Config:
     min_alpha: float = 1e-4
     epochs: int = 5
     seed: int = 1
-    batch_size: int = 128
+    init_scale: float = 8.0
+    batch_size: int | None = None
     shared_negatives: int | None = None
     sampler: str = "alias"
     steps_per_call: int = 256
@@ -104,11 +113,18 @@ class Config:
         return 0.025 if self.sg else 0.05
 
     @property
+    def centres_per_step(self) -> int:
+        """The C actually used (``batch_size`` or its SG/CBOW default)."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        return 128 if self.sg else 256
+
+    @property
     def negatives_shared_by(self) -> int:
         """The S actually used (``shared_negatives`` or its SG/CBOW default)."""
         if self.shared_negatives is not None:
             return int(self.shared_negatives)
-        return 8 if self.sg else 1
+        return 8 if self.sg else 4
 
     @property
     def row_term_cap(self) -> float | None:
@@ -150,22 +166,22 @@ def _validate(c: Config) -> None:
             raise W2VError(msg)
 
     ints = ("vector_size", "window", "min_count", "sg", "negative", "epochs", "seed",
-            "batch_size", "steps_per_call", "devices")
-    floats = ("ns_exponent", "sample", "min_alpha")
+            "steps_per_call", "devices")
+    floats = ("ns_exponent", "sample", "min_alpha", "init_scale")
     for name in ints:
         v = getattr(c, name)
         need(_type_ok(v, int), f"{name} must be an integer, got {v!r}")
     for name in floats:
         v = getattr(c, name)
         need(_type_ok(v, float), f"{name} must be a number, got {v!r}")
-    for name in ("alpha", "max_vocab_size", "shared_negatives", "max_row_terms"):
+    for name in ("alpha", "max_vocab_size", "batch_size", "shared_negatives", "max_row_terms"):
         v = getattr(c, name)
         kind = float if name in ("alpha", "max_row_terms") else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
-    for name in ("vector_size", "window", "negative", "epochs", "batch_size", "steps_per_call",
-                 "devices"):
+    for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
+    need(c.init_scale > 0, f"init_scale must be > 0, got {c.init_scale}")
     need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")
     need(c.max_vocab_size is None or c.max_vocab_size > 0,
          f"max_vocab_size must be positive or None, got {c.max_vocab_size}")
@@ -177,10 +193,12 @@ def _validate(c: Config) -> None:
          f"min_alpha ({c.min_alpha}) must not exceed alpha ({c.learning_rate})")
     need(c.max_row_terms is None or c.max_row_terms > 0,
          f"max_row_terms must be > 0 or None, got {c.max_row_terms}")
+    need(c.batch_size is None or c.batch_size > 0,
+         f"batch_size must be a positive integer or None, got {c.batch_size}")
     need(c.shared_negatives is None or c.shared_negatives > 0,
          f"shared_negatives must be a positive integer or None, got {c.shared_negatives}")
-    need(c.batch_size % c.negatives_shared_by == 0,
-         f"batch_size ({c.batch_size}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
+    need(c.centres_per_step % c.negatives_shared_by == 0,
+         f"batch_size ({c.centres_per_step}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
     need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
     need(c.objective in OBJECTIVES,
          f"objective must be one of {', '.join(OBJECTIVES)}, got {c.objective!r}")

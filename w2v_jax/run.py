@@ -154,7 +154,8 @@ def initial_vectors(path: str | os.PathLike, vocab: Vocab, config: Config,
     if kv.vector_size != config.vector_size:
         raise W2VError(f"--init-vectors {path} has dimension {kv.vector_size} but "
                        f"--vector-size is {config.vector_size}; make them equal")
-    state = init_state(jax.random.key(config.seed), len(vocab), config.vector_size)
+    state = init_state(jax.random.key(config.seed), len(vocab), config.vector_size,
+                       config.init_scale)
     w_in = np.array(state.w_in)
     found = [(i, kv.index(w)) for i, w in enumerate(vocab.words) if w in kv]
     if found:
