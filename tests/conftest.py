@@ -46,6 +46,6 @@ def one_step_block(rng, v: int, d: int, w: int = 2, c: int = 8, lr: float = 0.1)
     reach = rng.integers(0, w + 1, c).astype(np.int32)
     block = {"tok": tok[None], "sent": sent[None], "reach": reach[None],
              "lr": np.array([lr], np.float32)}
-    state = init_state(jax.random.key(0), v, d)
+    state = init_state(jax.random.key(0), v, d, 0.5)
     state = state._replace(w_out=jnp.asarray(rng.standard_normal((v, d)) * 0.3, jnp.float32))
     return tok, sent, reach, block, state

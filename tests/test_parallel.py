@@ -61,7 +61,7 @@ def test_a_parallel_step_is_one_step_of_all_devices_centres(objective, tables, s
     from w2v_jax.vocab import Vocab
     vocab = Vocab(tuple(f"w{i}" for i in range(v)), np.sort(counts)[::-1])
     aux = objective_aux(one, vocab)
-    state = init_state(jax.random.key(0), v, 8)
+    state = init_state(jax.random.key(0), v, 8, 0.5)
     state = state._replace(w_out=jax.numpy.asarray(rng.standard_normal((v, 8)) * 0.3,
                                                    jax.numpy.float32))
     host = TrainState(*(np.array(x) for x in state[:3]),

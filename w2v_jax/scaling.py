@@ -45,7 +45,7 @@ def time_per_pair(config: Config, vocab_size: int, calls: int = 3, seed: int = 0
              "lr": np.full(t, 1e-3, np.float32)}
     block = jax.device_put(block)
     aux = objective_aux(cfg, vocab)
-    state = init_state(jax.random.key(seed), vocab_size, cfg.vector_size)
+    state = init_state(jax.random.key(seed), vocab_size, cfg.vector_size, cfg.init_scale)
     state, stats = run_steps(state, aux, block, cfg=cfg)  # compile
     jax.block_until_ready(stats)
     times = []

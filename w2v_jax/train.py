@@ -63,9 +63,9 @@ class TrainState(NamedTuple):
 
 
 def init_state(key: jax.Array, vocab_size: int, vector_size: int,
-               scale: float = 0.5) -> TrainState:
-    """W_in ~ U(−scale/d, scale/d), W_out = 0 (``Config.init_scale``; word2vec C's
-    scale is 0.5, the default here for callers without a Config).
+               scale: float) -> TrainState:
+    """W_in ~ U(−scale/d, scale/d), W_out = 0; ``scale`` is ``Config.init_scale``
+    (word2vec C's is 0.5, gensim's 1.0).
 
     W_in is drawn by numpy seeded from the key: XLA's PRNG would hold several V×d
     temporaries at once (≈ 120 MB for a 52k×100 table, the whole budget of a small run).
