@@ -117,7 +117,7 @@ def test_divergence_is_reported(topic_corpus):
         train(Config(**SMALL, alpha=1e30, min_alpha=1e30), vocab, corpus)
 
 
-def _one_step(sg, cbow_update="word2vec"):
+def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
     """One trainer step on a hand-made span, and the same step from the pure objectives."""
     import jax.numpy as jnp
 
@@ -126,13 +126,16 @@ def _one_step(sg, cbow_update="word2vec"):
 
     v, d, w, c, s, k = 30, 6, 2, 8, 2, 3
     cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, shared_negatives=s, negative=k,
-                 steps_per_call=1, cbow_update=cbow_update, min_count=1)
+                 steps_per_call=1, cbow_update=cbow_update, min_count=1,
+                 sg_negatives=sg_negatives)
     rng = np.random.default_rng(0)
     tok, sent, reach, block, state = one_step_block(rng, v, d, w, c, lr=0.1)
     lr = 0.1
     table = sampling.build("alias", np.arange(1, v + 1, dtype=np.float64))
     w_in, w_out = np.asarray(state.w_in, np.float64), np.asarray(state.w_out, np.float64)
-    shape = (2 * w, c // s, k) if sg else (c // s, k)
+    m = cfg.negatives_per_centre
+    per_centre = sg and sg_negatives == "centre"
+    shape = (c // s, m) if per_centre else (2 * w, c // s, k) if sg else (c // s, k)
     negs = np.asarray(sampling.draw("alias", table, jax.random.fold_in(state.key, 0), (1, *shape)))[0]
     new, (loss, count) = run_steps(state, table, block, cfg=cfg)
 
@@ -141,7 +144,27 @@ def _one_step(sg, cbow_update="word2vec"):
     ctx_pos = w + np.arange(c)[:, None] + offs[None, :]
     centres = tok[w:w + c]
     exp_in, exp_out, exp_loss = w_in.copy(), w_out.copy(), 0.0
-    if sg:
+    if per_centre:
+        # Every real pair's positive term (ns_grads with no negatives), and centre i's M
+        # draws negs[i mod (C/S)], each term weighted n_i·K/M (the gradient by autodiff).
+        def neg_loss(h, cn, weight):
+            return -weight * jnp.sum(jax.nn.log_sigmoid(-(cn @ h)))
+
+        for ci in range(c):
+            h, neg_ids = w_in[centres[ci]], negs[ci % (c // s)]
+            for j in np.flatnonzero(mask[ci]):
+                ctx_id = tok[ctx_pos[ci, j]]
+                d_h, d_pos, _ = objectives.ns_grads(h, w_out[ctx_id], w_out[neg_ids[:0]])
+                exp_in[centres[ci]] -= lr * np.asarray(d_h)
+                exp_out[ctx_id] -= lr * np.asarray(d_pos)
+                exp_loss += float(objectives.ns_loss(h, w_out[ctx_id], w_out[neg_ids[:0]]))
+            weight = mask[ci].sum() * k / m
+            l, (d_h, d_neg) = jax.value_and_grad(neg_loss, argnums=(0, 1))(
+                jnp.asarray(h), jnp.asarray(w_out[neg_ids]), weight)
+            exp_in[centres[ci]] -= lr * np.asarray(d_h)
+            np.add.at(exp_out, neg_ids, -lr * np.asarray(d_neg))
+            exp_loss += float(l)
+    elif sg:
         # Every real pair is one spec NS step's gradient (ns_grads); the pairs at offset j
         # of the S centres i with i mod (C/S) = g use negatives negs[j, g].
         for ci in range(c):
@@ -176,9 +199,11 @@ def _one_step(sg, cbow_update="word2vec"):
     assert int(count) == expected_count and int(new.step) == 1
 
 
-@pytest.mark.parametrize("sg, update", [(1, "word2vec"), (0, "word2vec"), (0, "exact")])
-def test_trainer_step_equals_pure_objectives(sg, update):
-    _one_step(sg, update)
+@pytest.mark.parametrize("sg, update, sg_negatives", [
+    (1, "word2vec", "centre"), (1, "word2vec", "pair"), (0, "word2vec", "centre"),
+    (0, "exact", "centre")])
+def test_trainer_step_equals_pure_objectives(sg, update, sg_negatives):
+    _one_step(sg, update, sg_negatives)
 
 
 def test_gensim_like_api_trains_and_saves(topic_corpus, tmp_path):

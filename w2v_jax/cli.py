@@ -18,7 +18,7 @@ import dataclasses
 import json
 import sys
 
-from w2v_jax.config import OBJECTIVES, SAMPLERS, TABLE_MODES, Config
+from w2v_jax.config import CBOW_UPDATES, OBJECTIVES, SAMPLERS, SG_NEGATIVES, TABLE_MODES, Config
 from w2v_jax.errors import W2VError
 from w2v_jax.run import CheckpointOptions
 
@@ -91,7 +91,11 @@ def _add_train(sub) -> None:
                    f"(hierarchical softmax) (default: {defaults.objective})")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help=f"negative sampler (default: {defaults.sampler})")
-    p.add_argument("--cbow-update", choices=("word2vec", "exact"), default=None,
+    p.add_argument("--sg-negatives", choices=SG_NEGATIVES, default=None,
+                   help="skip-gram negatives: centre (K·(window+1) draws per centre, weighted "
+                   "by its pairs: faster) or pair (K per pair, word2vec's scheme) "
+                   f"(default: {defaults.sg_negatives})")
+    p.add_argument("--cbow-update", choices=CBOW_UPDATES, default=None,
                    help="CBOW context update: full gradient per row (word2vec) or divided by count")
     p.add_argument("--init-vectors", metavar="FILE",
                    help="word2vec text/binary vectors that initialise W_in where they have the word")

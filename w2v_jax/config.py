@@ -18,6 +18,7 @@ SAMPLERS = ("alias", "cdf", "categorical")
 OBJECTIVES = ("ns", "softmax", "hs")
 TABLE_MODES = ("replicated", "sharded")
 CBOW_UPDATES = ("word2vec", "exact")
+SG_NEGATIVES = ("centre", "pair")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +48,20 @@ class Config:
         C·(window+1); CBOW: C windows). Gradients within a step are summed. None: 128
         for SG, 256 for CBOW (SG lost most of its accuracy at 512; CBOW was as good at 256
         and ran faster).
-      shared_negatives: S, centres of a step that share one draw of K negatives
-        (HogBatch); they lie C/S centres apart, so their windows do not overlap. SG draws
-        per context offset, so a pair shares its negatives only with the pairs at the
-        same offset of S − 1 other centres and each centre sees fresh negatives for every
-        pair; CBOW draws per group of S windows. 1 = word2vec's fresh negatives for every
-        pair/window. None: 8 for SG, 4 for CBOW.
+      shared_negatives: S, centres of a step that share one draw of negatives
+        (HogBatch); they lie C/S centres apart, so their windows do not overlap. CBOW
+        draws K per group of S windows; SG M per group of S centres (``sg_negatives``
+        "centre") or K per context offset and group ("pair": a pair shares its negatives
+        only with the pairs at the same offset of S − 1 other centres). 1 = fresh
+        negatives for every centre/window. None: 8 for SG, 4 for CBOW.
+      sg_negatives: how skip-gram draws its negatives (word2vec draws K for every pair,
+        that is n·K for a centre with n pairs; they touch only the centre's vector, so
+        where they come from is free). "centre": M = K·(window + 1) draws per centre
+        (word2vec's expected n·K), each term weighted n·K/M: the same expected gradient,
+        and no work for the pairs a centre's dynamic window leaves out (40% of the
+        2·window slots at window 5); 5 epochs on the bench corpus ran 1.7× faster at
+        equal quality (README, *Skip-gram negatives*). "pair": K fresh draws per pair,
+        one draw per context offset, word2vec's scheme to the letter.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         down a tree of 16-way draws, O(16·log₁₆ V)). All are exact.
@@ -94,6 +103,7 @@ class Config:
     init_scale: float = 8.0
     batch_size: int | None = None
     shared_negatives: int | None = None
+    sg_negatives: str = "centre"
     sampler: str = "alias"
     steps_per_call: int = 256
     cbow_update: str = "word2vec"
@@ -125,6 +135,11 @@ class Config:
         if self.shared_negatives is not None:
             return int(self.shared_negatives)
         return 8 if self.sg else 4
+
+    @property
+    def negatives_per_centre(self) -> int:
+        """M, skip-gram's negative draws per centre with ``sg_negatives="centre"``."""
+        return self.negative * (self.window + 1)
 
     @property
     def row_term_cap(self) -> float | None:
@@ -207,5 +222,7 @@ def _validate(c: Config) -> None:
     need(not (c.tables == "sharded" and c.objective == "softmax"),
          "the full softmax updates the whole of W_out every step; use tables='replicated' "
          "(--tables replicated) with objective 'softmax'")
+    need(c.sg_negatives in SG_NEGATIVES,
+         f"sg_negatives must be one of {', '.join(SG_NEGATIVES)}, got {c.sg_negatives!r}")
     need(c.cbow_update in CBOW_UPDATES,
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")

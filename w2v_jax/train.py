@@ -155,7 +155,8 @@ def _shared_negatives(h: jax.Array, weight: jax.Array, c_neg: jax.Array):
     and their hidden vectors are alike, so sharing among neighbours pushed the same
     direction S times (5 epochs of CBOW at S = 8: 14.5% analogy against 19.5% strided).
 
-    Each example's K terms are weighted by ``weight`` (its number of pairs).
+    Each example's K terms are weighted by ``weight`` (0/1 for a pair or window, n·K/M
+    for a skip-gram centre's M draws).
     Computed one negative at a time on f[C, d] arrays: XLA:CPU fuses these into a few
     loops, whereas a batch of tiny S×d·d×K matmuls runs an order of magnitude slower.
 
@@ -227,7 +228,14 @@ class Tables:
 
 
 def _sg_step(tables: Tables, ex, cfg: Config):
-    """Skip-gram: h = W_in[centre]; positives are the span's W_out rows at each offset."""
+    """Skip-gram: h = W_in[centre]; positives are the span's W_out rows at each offset.
+
+    Negatives (``cfg.sg_negatives``): "centre" gives every centre M draws, each term
+    weighted n·K/M for its n pairs (word2vec's n·K negative terms of the centre, in
+    expectation); "pair" gives each context offset its own K draws, so a pair's
+    negatives are shared only with the pairs at the same offset of S − 1 other centres
+    (different h) and every centre sees fresh negatives for each of its pairs.
+    """
     w, c = cfg.window, cfg.centres_per_step
     tok = ex["tok"]
     centres = tok[w:w + c]
@@ -235,35 +243,43 @@ def _sg_step(tables: Tables, ex, cfg: Config):
     n = jnp.sum(mask, axis=1)  # pairs per centre
     h = tables.rows(0, centres)  # f[C, d]
     span = tables.rows(1, tok)  # f[C + 2W, d]
-    # Each context offset has its own negatives: a pair's K negatives are shared only
-    # with the pairs at the same offset of the S − 1 neighbouring centres (different h),
-    # so every centre sees fresh negatives for each of its pairs, as in word2vec.
-    negs = ex["negs"]  # i32[2W, G, K]
-    c_negs = tables.rows(1, negs)  # f[2W, G, K, d]
+    negs = ex["negs"]  # i32[G, M] ("centre") or i32[2W, G, K] ("pair")
+    c_negs = tables.rows(1, negs)
+    per_centre = cfg.sg_negatives == "centre"
+    neg_weight = n * (cfg.negative / cfg.negatives_per_centre)  # f[C], "centre"
     loss, d_h, d_neg = 0.0, 0.0, []
     d_span = jnp.zeros_like(span)
     for j, o in enumerate(_offsets(w)):
         l_pos, dh_pos, dc = _positive(h, span[w + o:w + o + c], mask[:, j])
-        l_neg, dh_neg, dn = _shared_negatives(h, mask[:, j], c_negs[j])
-        loss, d_h = loss + l_pos + l_neg, d_h + dh_pos + dh_neg
+        loss, d_h = loss + l_pos, d_h + dh_pos
         d_span = d_span.at[w + o:w + o + c].add(dc)
-        d_neg.append(dn)
-    d_neg = jnp.stack(d_neg)  # f[2W, G, K, d]
+        if not per_centre:
+            l_neg, dh_neg, dn = _shared_negatives(h, mask[:, j], c_negs[j])
+            loss, d_h = loss + l_neg, d_h + dh_neg
+            d_neg.append(dn)
+    if per_centre:
+        l_neg, dh_neg, d_neg = _shared_negatives(h, neg_weight, c_negs)  # f[G, M, d]
+        loss, d_h = loss + l_neg, d_h + dh_neg
+    else:
+        d_neg = jnp.stack(d_neg)  # f[2W, G, K, d]
     rows = jnp.concatenate([tok, negs.reshape(-1)])
     d_out = jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])])
     if cfg.row_term_cap is not None:
         # Terms per scatter entry: pairs whose context is that span token; for a
-        # negative draw, the real pairs of its S centres at its offset.
-        g = negs.shape[1]
+        # negative draw, what its S centres weigh it by ("pair": their real pairs at
+        # its offset).
+        g = negs.shape[-2]
         t_span = jnp.zeros(span.shape[0], mask.dtype)
         for j, o in enumerate(_offsets(w)):
             t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
-        t_neg = jnp.broadcast_to(jnp.sum(mask.T.reshape(2 * w, -1, g), axis=1)[..., None],
-                                 negs.shape)
+        if per_centre:
+            t_neg = jnp.sum(neg_weight.reshape(-1, g), axis=0)[:, None]  # f[G, 1]
+        else:
+            t_neg = jnp.sum(mask.T.reshape(2 * w, -1, g), axis=1)[..., None]  # f[2W, G, 1]
         v, cap = tables.vocab_size, cfg.row_term_cap
         d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
-        d_out = d_out * _row_term_cap(rows, jnp.concatenate([t_span, t_neg.reshape(-1)]),
-                                      v, cap)[:, None]
+        t_out = jnp.concatenate([t_span, jnp.broadcast_to(t_neg, negs.shape).reshape(-1)])
+        d_out = d_out * _row_term_cap(rows, t_out, v, cap)[:, None]
     lr = ex["lr"]
     return [(0, centres, -lr * d_h), (1, rows, -lr * d_out)], (loss, jnp.sum(n))
 
@@ -416,14 +432,18 @@ def draw_negatives(key: jax.Array, aux: Any, cfg: Config, steps: int) -> jax.Arr
     """The negatives of ``steps`` steps in one draw (None unless the objective is "ns").
 
     Per-step draws of a few thousand numbers spend most of their time in the PRNG's loop
-    overhead on CPU. Shape i32[T, 2W, C/S, K] (SG: one draw per context offset) or
-    i32[T, C/S, K] (CBOW).
+    overhead on CPU. Shape i32[T, C/S, K] (CBOW), i32[T, C/S, M] (SG, "centre") or
+    i32[T, 2W, C/S, K] (SG, "pair": one draw per context offset).
     """
     if cfg.objective != "ns":
         return None
-    shape = (cfg.centres_per_step // cfg.negatives_shared_by, cfg.negative)
-    if cfg.sg:
-        shape = (2 * cfg.window, *shape)
+    groups = cfg.centres_per_step // cfg.negatives_shared_by
+    if not cfg.sg:
+        shape = (groups, cfg.negative)
+    elif cfg.sg_negatives == "centre":
+        shape = (groups, cfg.negatives_per_centre)
+    else:
+        shape = (2 * cfg.window, groups, cfg.negative)
     if cfg.sampler == "categorical":
         # Its Gumbel noise is ~64 floats per draw: draw step by step to bound memory.
         return jax.lax.map(lambda k: sampling.draw(cfg.sampler, aux, k, shape),
