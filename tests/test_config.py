@@ -19,6 +19,7 @@ from w2v_jax.errors import W2VError
     ("vector_size", 10.5, "vector_size must be an integer"),
     ("vector_size", "100", "vector_size must be an integer"),
     ("sampler", "magic", "sampler must be one of"),
+    ("sg_negatives", "window", "sg_negatives must be one of centre, pair"),
     ("min_alpha", 0.5, "must not exceed alpha"),
 ])
 def test_bad_values_are_named(field, value, match):

@@ -93,9 +93,10 @@ def test_row_term_cap_scales_only_rows_with_many_terms():
     np.testing.assert_allclose(np.asarray(_row_term_cap(ids, terms, 5, 5.0)), [0.5, 1, 0.5, 1])
 
 
-def test_sg_with_row_term_cap_trains(topic_corpus):
+@pytest.mark.parametrize("sg_negatives", ["centre", "pair"])
+def test_sg_with_row_term_cap_trains(topic_corpus, sg_negatives):
     vocab, corpus = load_corpus(topic_corpus, min_count=1)
-    cfg = Config(**SMALL, sg=1, epochs=4, max_row_terms=4.0)
+    cfg = Config(**SMALL, sg=1, epochs=4, max_row_terms=4.0, sg_negatives=sg_negatives)
     same, diff = topic_separation(vocab, np.asarray(train(cfg, vocab, corpus).w_in))
     assert same > diff + 0.3, (same, diff)
 
