@@ -59,8 +59,9 @@ class Config:
         where they come from is free). "centre": M = K·(window + 1) draws per centre
         (word2vec's expected n·K), each term weighted n·K/M: the same expected gradient,
         and no work for the pairs a centre's dynamic window leaves out (40% of the
-        2·window slots at window 5); 5 epochs on the bench corpus ran 1.7× faster at
-        equal quality (README, *Skip-gram negatives*). "pair": K fresh draws per pair,
+        2·window slots at window 5); 5 epochs on the bench corpus ran 1.6× faster for
+        ~0.5 analogy points and the same WordSim (README, *Skip-gram negatives*).
+        "pair": K fresh draws per pair,
         one draw per context offset, word2vec's scheme to the letter.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
