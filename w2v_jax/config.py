@@ -54,14 +54,13 @@ class Config:
         "centre") or K per context offset and group ("pair": a pair shares its negatives
         only with the pairs at the same offset of S − 1 other centres). 1 = fresh
         negatives for every centre/window. None: 8 for SG, 4 for CBOW.
-      sg_negatives: how skip-gram draws its negatives (word2vec draws K for every pair,
-        that is n·K for a centre with n pairs; they touch only the centre's vector, so
-        where they come from is free). "centre": M = K·(window + 1) draws per centre
-        (word2vec's expected n·K), each term weighted n·K/M: the same expected gradient,
-        and no work for the pairs a centre's dynamic window leaves out (40% of the
-        2·window slots at window 5); 5 epochs on the bench corpus ran 1.6× faster for
-        ~0.5 analogy points and the same WordSim (README, *Skip-gram negatives*).
-        "pair": K fresh draws per pair,
+      sg_negatives: how skip-gram draws its negatives. word2vec draws K for every pair,
+        n·K for a centre with n pairs, and each term involves only the centre's vector.
+        "centre": M = K·(window + 1) draws per centre (word2vec's expected n·K), each
+        term weighted n·K/M: the same expected gradient, and no work for the pairs a
+        centre's dynamic window leaves out (40% of the 2·window slots at window 5);
+        5 epochs on the bench corpus ran 1.6× faster for ~0.5 analogy points and the
+        same WordSim (README, *Skip-gram negatives*). "pair": K fresh draws per pair,
         one draw per context offset, word2vec's scheme to the letter.
       sampler: how negatives are drawn: "alias" (O(1) alias table), "cdf"
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
