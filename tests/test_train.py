@@ -118,8 +118,11 @@ def test_divergence_is_reported(topic_corpus):
         train(Config(**SMALL, alpha=1e30, min_alpha=1e30), vocab, corpus)
 
 
-def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
-    """One trainer step on a hand-made span, and the same step from the pure objectives."""
+def _one_step(sg, cbow_update="word2vec", sg_negatives="pair", cap=None):
+    """One trainer step on a hand-made span, and the same step from the pure objectives.
+
+    ``cap`` (CBOW only): max_row_terms; None disables it (1e9).
+    """
     import jax.numpy as jnp
 
     from w2v_jax import objectives, sampling
@@ -128,7 +131,7 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
     v, d, w, c, s, k = 30, 6, 2, 8, 2, 3
     cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, shared_negatives=s, negative=k,
                  steps_per_call=1, cbow_update=cbow_update, min_count=1,
-                 sg_negatives=sg_negatives)
+                 sg_negatives=sg_negatives, max_row_terms=1e9 if cap is None else cap)
     rng = np.random.default_rng(0)
     tok, sent, reach, block, state = one_step_block(rng, v, d, w, c, lr=0.1)
     lr = 0.1
@@ -178,6 +181,7 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
                 np.add.at(exp_out, neg_ids, -lr * np.asarray(d_neg))
                 exp_loss += float(objectives.ns_loss(h, cp, cn))
     else:
+        d_out, terms = np.zeros_like(w_out), np.zeros(v)  # W_out updates, terms per row
         for g in range(c // s):
             rows = np.arange(g, c, c // s)  # the S windows sharing draw g
             ctx = w_in[tok[ctx_pos[rows]]]  # f[S, 2W, d]
@@ -190,9 +194,13 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
                 d_h = d_h / mask[rows][has].sum(axis=1, keepdims=True)
             for i, dh in zip(np.flatnonzero(has), d_h):
                 np.add.at(exp_in, tok[ctx_pos[rows][i][mask[rows][i]]], -lr * dh)
-            np.add.at(exp_out, centres[rows][has], -lr * np.asarray(d_pos))
-            np.add.at(exp_out, negs[g], -lr * np.asarray(d_neg))
+            np.add.at(d_out, centres[rows][has], -lr * np.asarray(d_pos))
+            np.add.at(d_out, negs[g], -lr * np.asarray(d_neg))
+            np.add.at(terms, centres[rows][has], 1.0)  # a target: one window's term
+            np.add.at(terms, negs[g], has.sum())  # a draw: one term per window sharing it
             exp_loss += float(l)
+        # The cap scales each W_out row's summed update by min(1, cap / its terms).
+        exp_out += d_out * np.minimum(1.0, (cfg.row_term_cap or np.inf) / np.maximum(terms, 1.0))[:, None]
     np.testing.assert_allclose(np.asarray(new.w_in), exp_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(new.w_out), exp_out, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(loss), exp_loss, rtol=1e-4)
@@ -205,6 +213,17 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair"):
     (0, "exact", "centre")])
 def test_trainer_step_equals_pure_objectives(sg, update, sg_negatives):
     _one_step(sg, update, sg_negatives)
+
+
+def test_cbow_row_term_cap_scales_the_busy_w_out_rows():
+    # A cap of 2 terms: in this step several W_out rows have 3 or more (a draw shared by
+    # two windows and drawn again, or a target also drawn), so the cap must bite.
+    _one_step(0, cap=2.0)
+
+
+def test_cbow_defaults_cap_w_out_rows_at_large_steps():
+    assert Config(sg=0).centres_per_step == 512 and Config(sg=0).row_term_cap == 10.0
+    assert Config(sg=1).row_term_cap is None and Config(sg=0, objective="hs").row_term_cap == 20.0
 
 
 def test_gensim_like_api_trains_and_saves(topic_corpus, tmp_path):

@@ -348,6 +348,12 @@ def _cbow_step(tables: Tables, ex, cfg: Config):
     loss, d_h = loss + l_neg, e[:, None] * ctx + dh_neg
     rows = jnp.concatenate([targets, negs.reshape(-1)])
     d_out = jnp.concatenate([e[:, None] * h, d_neg.reshape(-1, h.shape[1])])
+    if cfg.row_term_cap is not None:
+        # Terms per entry: 1 for a target; for a negative draw, the windows sharing it.
+        g = negs.shape[0]
+        t_neg = jnp.broadcast_to(jnp.sum(valid.reshape(-1, g), axis=0)[:, None], negs.shape)
+        t_out = jnp.concatenate([valid, t_neg.reshape(-1)])
+        d_out = d_out * _row_term_cap(rows, t_out, tables.vocab_size, cfg.row_term_cap)[:, None]
     return ([_spread_to_context(tok, _materialize(d_h), mask, n, cfg), (1, rows, d_out)],
             (loss, jnp.sum(valid)))
 
