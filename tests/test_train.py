@@ -200,7 +200,7 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair", cap=None):
             np.add.at(terms, negs[g], has.sum())  # a draw: one term per window sharing it
             exp_loss += float(l)
         # The cap scales each W_out row's summed update by min(1, cap / its terms).
-        exp_out += d_out * np.minimum(1.0, (cfg.row_term_cap or np.inf) / np.maximum(terms, 1.0))[:, None]
+        exp_out += d_out * np.minimum(1.0, cfg.row_term_cap(v) / np.maximum(terms, 1.0))[:, None]
     np.testing.assert_allclose(np.asarray(new.w_in), exp_in, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(new.w_out), exp_out, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(loss), exp_loss, rtol=1e-4)
@@ -221,9 +221,14 @@ def test_cbow_row_term_cap_scales_the_busy_w_out_rows():
     _one_step(0, cap=2.0)
 
 
-def test_cbow_defaults_cap_w_out_rows_at_large_steps():
-    assert Config(sg=0).centres_per_step == 512 and Config(sg=0).row_term_cap == 10.0
-    assert Config(sg=1).row_term_cap is None and Config(sg=0, objective="hs").row_term_cap == 20.0
+def test_default_row_term_caps():
+    cbow = Config(sg=0)
+    assert cbow.centres_per_step == 512 and cbow.row_term_cap(50_000) == 10.0
+    # A 40-word vocabulary: every row has ~77 terms a step; the cap leaves them be.
+    assert cbow.row_term_cap(40) == pytest.approx(4 * 512 * 6 / 40)
+    assert Config(sg=1).row_term_cap(50_000) is None
+    assert Config(sg=0, objective="hs").row_term_cap(40) == 20.0
+    assert Config(sg=0, max_row_terms=3.0).row_term_cap(40) == 3.0
 
 
 def test_gensim_like_api_trains_and_saves(topic_corpus, tmp_path):

@@ -80,8 +80,8 @@ class Config:
         pair of the step) moves as if by that many SGD updates without seeing any of
         them. Its summed update is scaled by min(1, max_row_terms / its number of
         terms) (CBOW "ns": W_out rows; SG "ns": W_out and centre rows; "hs": node rows,
-        and SG's context rows). None: 10 for CBOW with "ns", 20 for "hs", no cap for
-        SG with "ns" (see ``row_term_cap``).
+        and SG's context rows). None: 20 for "hs", none for SG with "ns", and for CBOW
+        with "ns" 10, or more for a small vocabulary (see ``row_term_cap``).
       devices: D, devices trained on data-parallel (``w2v_jax.parallel``); each step
         then takes D·C centres, C per device. With several processes, D must be the
         number of devices of all of them.
@@ -143,17 +143,23 @@ class Config:
         """M, skip-gram's negative draws per centre with ``sg_negatives="centre"``."""
         return self.negative * (self.window + 1)
 
-    @property
-    def row_term_cap(self) -> float | None:
-        """The cap actually used: ``max_row_terms``, else 20 for "hs" (whose SG form
-        diverged without one: every pair of a step updates the root's row) and 10 for
-        CBOW "ns" (at C = 512 without it, 5 epochs reached 15.8% analogy instead of 23.5%:
-        the most frequent noise words are drawn ~20 times a step, each for 4 windows)."""
+    def row_term_cap(self, vocab_size: int) -> float | None:
+        """The cap a step uses: ``max_row_terms``, else 20 for "hs" (whose SG form
+        diverged without one: every pair of a step updates the root's row) and, for CBOW
+        with "ns", max(10, 4·C·(K+1)/V): at C = 512 without a cap, 5 epochs on the bench
+        corpus reached 15.8% analogy instead of 23.5% (its most frequent noise words are
+        drawn ~20 times a step, each for S windows). The floor 4·C·(K+1)/V, four times a
+        row's even share of the step, leaves the cap to the few rows far above it: when
+        it bit on nearly every row of a 40-word corpus, CBOW's vectors collapsed onto
+        one direction."""
         if self.max_row_terms is not None:
             return float(self.max_row_terms)
         if self.objective == "hs":
             return 20.0
-        return 10.0 if self.objective == "ns" and not self.sg else None
+        if self.objective == "ns" and not self.sg:
+            even_share = self.centres_per_step * (self.negative + 1) / max(vocab_size, 1)
+            return max(10.0, 4.0 * even_share)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

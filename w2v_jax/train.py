@@ -293,7 +293,7 @@ def _sg_step(tables: Tables, ex, cfg: Config):
     d_span = _spread(jnp.stack(e_pos, axis=1), h, w)  # context rows: e·h at each offset
     rows = jnp.concatenate([tok, negs.reshape(-1)])
     d_out = jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])])
-    if cfg.row_term_cap is not None:
+    if cfg.row_term_cap(tables.vocab_size) is not None:
         # Terms per scatter entry: pairs whose context is that span token; for a
         # negative draw, what its S centres weigh it by ("pair": their real pairs at
         # its offset).
@@ -303,7 +303,8 @@ def _sg_step(tables: Tables, ex, cfg: Config):
             t_neg = jnp.sum(neg_weight.reshape(-1, g), axis=0)[:, None]  # f[G, 1]
         else:
             t_neg = jnp.sum(mask.T.reshape(2 * w, -1, g), axis=1)[..., None]  # f[2W, G, 1]
-        v, cap = tables.vocab_size, cfg.row_term_cap
+        v = tables.vocab_size
+        cap = cfg.row_term_cap(v)
         d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
         t_out = jnp.concatenate([t_span, jnp.broadcast_to(t_neg, negs.shape).reshape(-1)])
         d_out = d_out * _row_term_cap(rows, t_out, v, cap)[:, None]
@@ -348,12 +349,13 @@ def _cbow_step(tables: Tables, ex, cfg: Config):
     loss, d_h = loss + l_neg, e[:, None] * ctx + dh_neg
     rows = jnp.concatenate([targets, negs.reshape(-1)])
     d_out = jnp.concatenate([e[:, None] * h, d_neg.reshape(-1, h.shape[1])])
-    if cfg.row_term_cap is not None:
+    cap = cfg.row_term_cap(tables.vocab_size)
+    if cap is not None:
         # Terms per entry: 1 for a target; for a negative draw, the windows sharing it.
         g = negs.shape[0]
         t_neg = jnp.broadcast_to(jnp.sum(valid.reshape(-1, g), axis=0)[:, None], negs.shape)
         t_out = jnp.concatenate([valid, t_neg.reshape(-1)])
-        d_out = d_out * _row_term_cap(rows, t_out, tables.vocab_size, cfg.row_term_cap)[:, None]
+        d_out = d_out * _row_term_cap(rows, t_out, tables.vocab_size, cap)[:, None]
     return ([_spread_to_context(tok, _materialize(d_h), mask, n, cfg), (1, rows, d_out)],
             (loss, jnp.sum(valid)))
 
@@ -410,10 +412,11 @@ def _sg_hs_step(tables: Tables, ex, cfg: Config, aux):
         d_h, dn = objectives.hs_batch_grads(h, nodes, codes, m)
         d_span = d_span.at[w + o:w + o + c].add(d_h)
         d_nodes = d_nodes + dn
-    if cfg.row_term_cap is not None:
+    if cfg.row_term_cap(tables.vocab_size) is not None:
         # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
         # it is the context of. Nodes near the root collect every pair of the step.
-        v, cap = tables.vocab_size, cfg.row_term_cap
+        v = tables.vocab_size
+        cap = cfg.row_term_cap(v)
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
@@ -435,9 +438,9 @@ def _cbow_hs_step(tables: Tables, ex, cfg: Config, aux):
     nodes, m = tables.rows(1, points), on_path * valid[:, None]
     loss = objectives.hs_batch_loss(h, nodes, codes, m)
     d_h, d_nodes = objectives.hs_batch_grads(h, nodes, codes, m)
-    if cfg.row_term_cap is not None:
-        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), tables.vocab_size,
-                              cfg.row_term_cap)
+    cap = cfg.row_term_cap(tables.vocab_size)
+    if cap is not None:
+        scale = _row_term_cap(points.reshape(-1), m.reshape(-1), tables.vocab_size, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
     updates = [_spread_to_context(tok, -lr * d_h, mask, n, cfg),
                (1, points.reshape(-1), -lr * d_nodes.reshape(-1, h.shape[1]))]
