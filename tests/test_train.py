@@ -118,17 +118,18 @@ def test_divergence_is_reported(topic_corpus):
         train(Config(**SMALL, alpha=1e30, min_alpha=1e30), vocab, corpus)
 
 
-def _one_step(sg, cbow_update="word2vec", sg_negatives="pair", cap=None):
+def _one_step(sg, cbow_update="word2vec", sg_negatives="pair", cap=None, k=3):
     """One trainer step on a hand-made span, and the same step from the pure objectives.
 
-    ``cap`` (CBOW only): max_row_terms; None disables it (1e9).
+    ``cap`` (CBOW only): max_row_terms; None disables it (1e9). ``k``: negatives per
+    pair (SG "centre" draws M = 3k per centre: k = 6 takes the batched-matmul path).
     """
     import jax.numpy as jnp
 
     from w2v_jax import objectives, sampling
     from w2v_jax.train import _window_mask, run_steps
 
-    v, d, w, c, s, k = 30, 6, 2, 8, 2, 3
+    v, d, w, c, s = 30, 6, 2, 8, 2
     cfg = Config(sg=sg, vector_size=d, window=w, batch_size=c, shared_negatives=s, negative=k,
                  steps_per_call=1, cbow_update=cbow_update, min_count=1,
                  sg_negatives=sg_negatives, max_row_terms=1e9 if cap is None else cap)
@@ -208,11 +209,11 @@ def _one_step(sg, cbow_update="word2vec", sg_negatives="pair", cap=None):
     assert int(count) == expected_count and int(new.step) == 1
 
 
-@pytest.mark.parametrize("sg, update, sg_negatives", [
-    (1, "word2vec", "centre"), (1, "word2vec", "pair"), (0, "word2vec", "centre"),
-    (0, "exact", "centre")])
-def test_trainer_step_equals_pure_objectives(sg, update, sg_negatives):
-    _one_step(sg, update, sg_negatives)
+@pytest.mark.parametrize("sg, update, sg_negatives, k", [
+    (1, "word2vec", "centre", 3), (1, "word2vec", "centre", 6), (1, "word2vec", "pair", 3),
+    (0, "word2vec", "centre", 3), (0, "exact", "centre", 3)])
+def test_trainer_step_equals_pure_objectives(sg, update, sg_negatives, k):
+    _one_step(sg, update, sg_negatives, k=k)
 
 
 def test_cbow_row_term_cap_scales_the_busy_w_out_rows():
