@@ -35,7 +35,7 @@ _TRAIN_FLAGS = [
     ("epochs", int, "passes over the corpus"),
     ("alpha", float, "initial learning rate (default 0.025 SG, 0.05 CBOW)"),
     ("min_alpha", float, "final learning rate"),
-    ("batch_size", int, "consecutive centres per SGD step (default: 128 SG, 512 CBOW)"),
+    ("batch_size", int, "consecutive centres per SGD step (default: 64 SG, 512 CBOW)"),
     ("shared_negatives", int, "centres sharing one draw of negatives (default: 8 SG, 4 CBOW)"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
     ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "

@@ -45,10 +45,11 @@ class Config:
         few million words spends much of its first epoch; a wider start escapes it and
         measured better on the bench corpus (see the README's *Initialisation*).
       batch_size: C, consecutive centres per SGD step (SG: all their pairs, about
-        C·(window+1); CBOW: C windows). Gradients within a step are summed. None: 128
-        for SG, 512 for CBOW (SG lost most of its accuracy at 512; CBOW at 512 needs the
-        row-term cap, which is on for it by default, and ran ~20% faster per window than
-        at 256 with the same accuracy).
+        C·(window+1); CBOW: C windows). Gradients within a step are summed. None: 64
+        for SG, 512 for CBOW. SG lost most of its accuracy at 512, and 64 measured about
+        0.45 analogy points above 128 (3 seeds) for ~30% more time per centre; CBOW at
+        512 needs the row-term cap, which is on for it by default, and ran ~20% faster
+        per window than at 256 with the same accuracy.
       shared_negatives: S, centres of a step that share one draw of negatives
         (HogBatch); they lie C/S centres apart, so their windows do not overlap. CBOW
         draws K per group of S windows; SG M per group of S centres (``sg_negatives``
@@ -129,7 +130,7 @@ class Config:
         """The C actually used (``batch_size`` or its SG/CBOW default)."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        return 128 if self.sg else 512
+        return 64 if self.sg else 512
 
     @property
     def negatives_shared_by(self) -> int:
