@@ -125,18 +125,21 @@ def _materialize(x: jax.Array) -> jax.Array:
 def _window_sum(span: jax.Array, weight: jax.Array, window: int) -> jax.Array:
     """Σ_o weight[:, o] · span[window + o : window + o + C] as f[C, d].
 
-    A loop rather than an unrolled sum of static slices (as :func:`_spread` is): XLA:CPU
-    fused the span's gather into that sum, gathering every row 2W times, and the CBOW
-    step ran 1.6× slower, with or without an optimisation barrier on the span.
+    A loop over the offset pairs ±k rather than an unrolled sum of static slices (as
+    :func:`_spread` is): XLA:CPU fused the span's gather into that sum, gathering every
+    row 2W times, and the CBOW step ran 1.6× slower, with or without an optimisation
+    barrier on the span. Two offsets an iteration measured ~5% faster than one.
     """
     c = weight.shape[0]
-    offs = jnp.asarray(_offsets(window))
 
-    def add(j, acc):
-        rows = jax.lax.dynamic_slice_in_dim(span, window + offs[j], c)
-        return acc + weight[:, j, None] * rows
+    def add(k, acc):  # offsets −(k+1) and k+1: columns window−1−k and window+k
+        left = jax.lax.dynamic_slice_in_dim(span, window - 1 - k, c)
+        right = jax.lax.dynamic_slice_in_dim(span, window + 1 + k, c)
+        w_left = jax.lax.dynamic_slice_in_dim(weight, window - 1 - k, 1, axis=1)
+        w_right = jax.lax.dynamic_slice_in_dim(weight, window + k, 1, axis=1)
+        return acc + w_left * left + w_right * right
 
-    return jax.lax.fori_loop(0, 2 * window, add, jnp.zeros((c, span.shape[1]), span.dtype))
+    return jax.lax.fori_loop(0, window, add, jnp.zeros((c, span.shape[1]), span.dtype))
 
 
 def _row_dot(a: jax.Array, b: jax.Array) -> jax.Array:
