@@ -306,7 +306,8 @@ def _sg_step(tables: Tables, ex, cfg: Config):
     d_span = _spread(jnp.stack(e_pos, axis=1), h, w)  # context rows: e·h at each offset
     rows = jnp.concatenate([tok, negs.reshape(-1)])
     d_out = jnp.concatenate([d_span, d_neg.reshape(-1, h.shape[1])])
-    if cfg.row_term_cap(tables.vocab_size) is not None:
+    cap = cfg.row_term_cap(tables.vocab_size)
+    if cap is not None:
         # Terms per scatter entry: pairs whose context is that span token; for a
         # negative draw, what its S centres weigh it by ("pair": their real pairs at
         # its offset).
@@ -317,7 +318,6 @@ def _sg_step(tables: Tables, ex, cfg: Config):
         else:
             t_neg = jnp.sum(mask.T.reshape(2 * w, -1, g), axis=1)[..., None]  # f[2W, G, 1]
         v = tables.vocab_size
-        cap = cfg.row_term_cap(v)
         d_h = d_h * _row_term_cap(centres, n, v, cap)[:, None]
         t_out = jnp.concatenate([t_span, jnp.broadcast_to(t_neg, negs.shape).reshape(-1)])
         d_out = d_out * _row_term_cap(rows, t_out, v, cap)[:, None]
@@ -425,11 +425,11 @@ def _sg_hs_step(tables: Tables, ex, cfg: Config, aux):
         d_h, dn = objectives.hs_batch_grads(h, nodes, codes, m)
         d_span = d_span.at[w + o:w + o + c].add(d_h)
         d_nodes = d_nodes + dn
-    if cfg.row_term_cap(tables.vocab_size) is not None:
+    cap = cfg.row_term_cap(tables.vocab_size)
+    if cap is not None:
         # A node entry (c, l) carries the n_c pairs of centre c; a span row the pairs
         # it is the context of. Nodes near the root collect every pair of the step.
         v = tables.vocab_size
-        cap = cfg.row_term_cap(v)
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
