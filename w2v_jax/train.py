@@ -170,6 +170,11 @@ def _spread(weight: jax.Array, rows: jax.Array, window: int) -> jax.Array:
                for j, o in enumerate(_offsets(window)))
 
 
+def _context_counts(mask: jax.Array, window: int) -> jax.Array:
+    """f[C + 2W]: for each span row, the real pairs whose context it is (mask: f[C, 2W])."""
+    return _spread(mask, jnp.ones((mask.shape[0], 1), mask.dtype), window)[:, 0]
+
+
 def _positive(h: jax.Array, ctx: jax.Array, weight: jax.Array, lr: jax.Array):
     """One positive output row per example: (loss f[], e f[C]).
 
@@ -312,7 +317,7 @@ def _sg_step(tables: Tables, ex, cfg: Config):
         # negative draw, what its S centres weigh it by ("pair": their real pairs at
         # its offset).
         g = negs.shape[-2]
-        t_span = _spread(mask, jnp.ones((c, 1), mask.dtype), w)[:, 0]
+        t_span = _context_counts(mask, w)
         if per_centre:
             t_neg = jnp.sum(neg_weight.reshape(-1, g), axis=0)[:, None]  # f[G, 1]
         else:
@@ -433,10 +438,7 @@ def _sg_hs_step(tables: Tables, ex, cfg: Config, aux):
         n = jnp.sum(mask, axis=1)
         scale = _row_term_cap(points.reshape(-1), (on_path * n[:, None]).reshape(-1), v, cap)
         d_nodes = d_nodes * scale.reshape(points.shape)[..., None]
-        t_span = jnp.zeros(span.shape[0], mask.dtype)
-        for j, o in enumerate(_offsets(w)):
-            t_span = t_span.at[w + o:w + o + c].add(mask[:, j])
-        d_span = d_span * _row_term_cap(tok, t_span, v, cap)[:, None]
+        d_span = d_span * _row_term_cap(tok, _context_counts(mask, w), v, cap)[:, None]
     updates = [(0, tok, -lr * d_span),
                (1, points.reshape(-1), -lr * d_nodes.reshape(-1, span.shape[1]))]
     return updates, (loss, jnp.sum(mask))
