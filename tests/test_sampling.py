@@ -50,6 +50,24 @@ def test_same_key_same_draws_and_jit(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_draws_ignore_the_global_threefry_setting(kind):
+    # The draws use threefry's non-partitionable form whatever the user's JAX config
+    # says (faster to compile and run on CPU), so a seed gives the same negatives either
+    # way, and the global setting is left as it was.
+    table = sampling.build(kind, zipf_noise(50))
+    before = jax.config.jax_threefry_partitionable
+    draws = []
+    for flag in (True, False):
+        with jax.threefry_partitionable(flag):
+            draws.append(np.asarray(sampling.draw(kind, table, jax.random.key(5), (64, 5))))
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert jax.config.jax_threefry_partitionable == before
+    with jax.threefry_partitionable(True):  # and they are not the partitionable stream
+        other = np.asarray(sampling._draw(kind, table, jax.random.key(5), (64, 5)))
+    assert not np.array_equal(draws[0], other)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_zero_probability_words_are_never_drawn(kind):
     p = np.array([0.5, 0.0, 0.25, 0.0, 0.25, 0.0, 0.0])  # not a square size either
     x = np.asarray(sampling.draw(kind, sampling.build(kind, p), jax.random.key(0), (50_000,)))
