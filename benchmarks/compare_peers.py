@@ -6,6 +6,7 @@ then one evaluator (``w2v_jax.evaluate``) scores every peer's saved vectors.
 
     python benchmarks/compare_peers.py                      # bench corpus, SG and CBOW, 5 epochs
     python benchmarks/compare_peers.py --epochs 1 --modes sg --peers w2v-jax gensim-file
+    python benchmarks/compare_peers.py --peers gensim-file-1w   # corpus_file, one worker
 
 Writes ``benchmarks/out/peers.{md,json,png}`` and prints the table. Columns: train
 seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
@@ -22,7 +23,8 @@ own share of the epoch (``word2vec_corpusfile.pyx``: ``get_next_alpha`` is given
 worker's ``total_sentences`` against the whole epoch's ``expected_examples``, and a
 worker stops at ``expected_words / workers``), so with 2 workers alpha falls only half as
 far within each epoch as configured, saw-tooths back up at the next, and ends at about
-a tenth of its start rather than at ``min_alpha``. The iterable mode follows the schedule.
+a tenth of its start rather than at ``min_alpha``. The iterable mode follows the schedule,
+and so does ``corpus_file`` with one worker (peer ``gensim-file-1w``, run when named).
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bench-corpus.txt.gz"
 HYPER = dict(vector_size=100, window=5, negative=5, sample=1e-4, min_count=5)
 ALPHA = {"sg": 0.025, "cbow": 0.05}
 PEERS = ("w2v-jax", "w2v-jax-tuned", "w2v-jax-categorical", "gensim-file", "gensim-iter",
-         "fasttext")
+         "fasttext", "gensim-file-1w")
+# Not run unless named: "w2v-jax-tuned" (below) and "gensim-file-1w", gensim's corpus_file
+# mode with one worker, the one setting of that mode that follows the configured alpha
+# schedule (see the module docstring); it shows what the 2-worker schedule is worth.
+OPT_IN = ("w2v-jax-tuned", "gensim-file-1w")
 # "w2v-jax-tuned" (SG only) departs from the shared hyper-parameters on purpose and says
 # so: the batched trainer sums a step's gradients, and measured best at alpha 0.035 with
 # a row-term cap of 20 (gensim itself was not re-tuned).
@@ -134,8 +140,9 @@ def child_main(argv: list[str]) -> None:
                           "categorical" if peer.endswith("categorical") else "alias",
                           tuned=peer == "w2v-jax-tuned")
     elif peer.startswith("gensim"):
-        res = run_gensim(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"],
-                         file_mode=peer == "gensim-file")
+        res = run_gensim(spec["plain"], spec["mode"], spec["epochs"], spec["out"],
+                         1 if peer == "gensim-file-1w" else spec["workers"],
+                         file_mode=peer.startswith("gensim-file"))
     else:
         res = run_fasttext(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"])
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -146,7 +153,8 @@ def child_main(argv: list[str]) -> None:
 
 
 def available(peer: str) -> bool:
-    mod = {"gensim-file": "gensim", "gensim-iter": "gensim", "fasttext": "fasttext"}.get(peer)
+    mod = {"gensim-file": "gensim", "gensim-file-1w": "gensim", "gensim-iter": "gensim",
+           "fasttext": "fasttext"}.get(peer)
     if mod is None:
         return True
     try:
@@ -206,7 +214,7 @@ def main() -> None:
     p.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--modes", nargs="+", default=["sg", "cbow"], choices=["sg", "cbow"])
-    p.add_argument("--peers", nargs="+", default=[x for x in PEERS if x != "w2v-jax-tuned"],
+    p.add_argument("--peers", nargs="+", default=[x for x in PEERS if x not in OPT_IN],
                    choices=PEERS)
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
