@@ -92,12 +92,18 @@ def child_main(argv: list[str]) -> None:
     np.asarray(state.w_in)
     t2 = time.perf_counter()
 
-    train_s = t2 - t1
-    res = {"load_s": t1 - t0, "train_s": train_s, "vocab": len(vocab),
-           "words": data.raw_words, "calls": len(reports),
-           "jax_devices": len(jax.devices()), "final_loss": reports[-1].loss,
-           "words_per_sec_incl_compile": data.raw_words / train_s,
-           "first_call_s": reports[0].elapsed}
+    res = {"load_s": t1 - t0, "train_s": t2 - t1, "vocab": len(vocab),
+           "words": data.raw_words, "jax_devices": len(jax.devices())}
+    res.update(rates(reports, data.raw_words * cfg.epochs, t2 - t1))
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def rates(reports: list, words: int, train_s: float) -> dict:
+    """Words/s of a run from its ``Progress`` reports (see the module docstring):
+    steady state between the 2nd and the last report, else the whole run's (flagged)."""
+    res = {"calls": len(reports), "final_loss": reports[-1].loss,
+           "words_per_sec_incl_compile": words / train_s, "first_call_s": reports[0].elapsed}
     if len(reports) > SKIP_REPORTS + 1:
         a, b = reports[SKIP_REPORTS], reports[-1]
         res["words_per_sec"] = (b.words - a.words) / (b.elapsed - a.elapsed)
@@ -106,8 +112,7 @@ def child_main(argv: list[str]) -> None:
     else:
         res["words_per_sec"] = res["words_per_sec_incl_compile"]
         res["steady"] = False
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(res), flush=True)
+    return res
 
 
 # --------------------------------------------------------------------------- corpora
