@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import bitwise_reproducible
 from w2v_jax import Config, load_corpus, train
 from w2v_jax.cli import main
 from w2v_jax.errors import W2VError
@@ -98,7 +99,10 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
         vocab, corpus = load_corpus(path, min_count=1)
         results.append((vocab.words, np.asarray(train(cfg, vocab, corpus).w_in)))
     assert results[0][0] == results[1][0]
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+    if bitwise_reproducible():
+        np.testing.assert_array_equal(results[0][1], results[1][1])
+    else:  # same ids and draws; only the order of a GPU's atomic adds differs
+        np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-3)
     # All on one 6000-word line: one sentence, every word kept.
     one_line = tmp_path / "one.txt"
     one_line.write_text(" ".join(words))
