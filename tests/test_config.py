@@ -2,7 +2,7 @@
 
 import pytest
 
-from w2v_jax.config import Config
+from w2v_jax.config import GPU_SETTINGS, Config, accelerator_hint
 from w2v_jax.errors import W2VError
 
 
@@ -38,3 +38,18 @@ def test_defaults_follow_gensim_and_roundtrip():
     assert Config.from_dict(c.to_dict()) == c
     with pytest.raises(W2VError, match="unknown config field"):
         Config.from_dict({"vectorsize": 3})
+
+
+def test_gpu_hint_only_where_the_batch_default_is_slow_there():
+    for sg in (1, 0):
+        hint = accelerator_hint(Config(sg=sg), "gpu")
+        assert GPU_SETTINGS[sg][0] in hint and ("skip-gram" if sg else "CBOW") in hint
+        # The suggested flags parse to a valid config.
+        flags = GPU_SETTINGS[sg][0].split()
+        over = {f[2:].replace("-", "_"): float(v) if "row" in f else int(v)
+                for f, v in zip(flags[::2], flags[1::2])}
+        assert Config(sg=sg, **over).centres_per_step == over["batch_size"]
+    assert accelerator_hint(Config(), "cpu") is None
+    assert accelerator_hint(Config(), "tpu") is None  # not measured there
+    assert accelerator_hint(Config(batch_size=256), "gpu") is None  # the user's choice
+    assert accelerator_hint(Config(objective="hs"), "gpu") is None

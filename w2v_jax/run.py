@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from w2v_jax.checkpoint import CHECKPOINTS, Checkpointer, Position, RunLock, restore_latest
-from w2v_jax.config import Config
+from w2v_jax.config import Config, accelerator_hint
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
 from w2v_jax.train import MetricsWriter, Progress, TrainState, init_state, train
@@ -251,6 +251,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         t_load = time.perf_counter() - t0
         log(f"corpus {corpus_path}: {corpus.raw_words:,} words, vocabulary {len(vocab):,} "
             f"(min_count={config.min_count}), read in {t_load:.1f}s")
+        hint = accelerator_hint(config, jax.default_backend())
+        if hint is not None and restored is None:
+            log(hint)
         state, start = None, Position()
         if restored is not None:
             if _vocab_meta(vocab) != restored.meta["vocab"]:
