@@ -18,7 +18,8 @@ SGD*); the per-row term cap (``max_row_terms``) is what keeps it. Each run is
 All runs share one process and one loaded corpus. Words/s is the steady state between
 the 2nd and the last report of ``train`` (the first call compiles), as in ``scaling.py``;
 "train s" includes the compile. A call runs T steps of C (``--steps-per-call``; by
-default about 2**18 centres a call, T = 256 at C = 64 down to 16 at C = 16384). ``--budget-s`` stops starting runs once that many
+default about 2**18 centres a call but at most 256 steps: T = 256 up to C = 1024, then
+64 at C = 4096 and 16 at C = 16384). ``--budget-s`` stops starting runs once that many
 seconds have passed (a lent device's time is short); results are written after every
 run, so a killed sweep keeps what it measured.
 
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_peers import ALPHA, DEFAULT_CORPUS, HYPER  # noqa: E402
 from scaling import machine, rates  # noqa: E402
 
-DEFAULT_RUNS = ("sg:64", "sg:1024", "sg:4096:20", "sg:16384:20",
+DEFAULT_RUNS = ("sg:64", "sg:1024:20", "sg:4096:20", "sg:16384:20",
                 "cbow:512", "cbow:4096", "cbow:16384")
 
 
@@ -56,8 +57,9 @@ def parse_run(spec: str) -> dict:
 
 
 def steps_per_call(c: int) -> int:
-    """T for C: calls of about 2**18 centres (at least 8, at most 256 steps), so that a
-    large C still makes many calls an epoch (steady-state timing, little padding)."""
+    """T for C: calls of about 2**18 centres but at least 8 and at most 256 steps (so
+    fewer centres below C = 1024), so that a large C still makes many calls an epoch
+    (steady-state timing, little padding)."""
     return min(256, max(8, 2 ** round(math.log2(2**18 / c))))
 
 
@@ -99,7 +101,6 @@ def run_one(run: dict, vocab, data, epochs: int, steps_per_call: int) -> dict:
            "steps_per_call": steps_per_call, "train_s": train_s}
     row.update(rates(reports, data.raw_words * epochs, train_s))
     row.update(standard_scores(KeyedVectors(vocab.words, w_in)))
-    row["peak_device_mb"] = peak_device_mb()
     return row
 
 
@@ -156,8 +157,7 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", type=parse_run,
                    default=[parse_run(r) for r in DEFAULT_RUNS], help="MODE:C[:CAP] ...")
     p.add_argument("--steps-per-call", type=int, default=None,
-                   help="SGD steps per device call [about 2**18 centres a call: 256 at C = 64 "
-                   "... 16 at C = 16384]")
+                   help="SGD steps per device call [2**18 / C, within 8..256]")
     p.add_argument("--budget-s", type=float, default=None,
                    help="start no run after this many seconds")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
@@ -197,6 +197,7 @@ def main() -> None:
         rows.append(row)
         print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
         meta["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        meta["peak_device_mb"] = peak_device_mb()  # the process's, over all runs so far
         md = (f"Measured {meta['date']} on {meta['device']['device_kind']} "
               f"({meta['device']['platform']}; host {meta['machine']['cores']} cores, jax "
               f"{meta['machine']['jax']}); corpus {corpus.name}, {data.raw_words:,} words, "

@@ -18,6 +18,7 @@ def bitwise_reproducible() -> bool:
     On CPU they do. On GPU a step's scatter-adds are atomic additions whose order varies
     from run to run (a same-seed run on an H200 differed by up to 4e-5), unless XLA is
     told to use deterministic ops (``--xla_gpu_deterministic_ops=true``, ~5× slower).
+    Other backends (TPU) are not counted as reproducible: not checked there.
     """
     import jax
 

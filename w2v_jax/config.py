@@ -180,7 +180,8 @@ class Config:
         return cls(**d)
 
 
-# Measured on an H200 (benchmarks/accelerator.py, bench corpus, 5 epochs): a GPU step is
+# Measured on an H200 and an H100 (benchmarks/accelerator.py, bench corpus, 5 epochs; the
+# speed-ups are the H200's, the H100's were larger: 10.6× and 1.5×). A GPU step is
 # bound by kernel launches at the CPU's C, so a larger C with the row-term cap trains
 # much faster for a little accuracy. The defaults stay the same on every backend (one
 # config, one computation); the CLI suggests these where they pay.
