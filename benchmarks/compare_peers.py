@@ -13,7 +13,8 @@ seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
 seconds (read corpus + vocabulary + training + saving word2vec binary), raw words/s
 (epochs × corpus words / train seconds), peak RSS, vocabulary size, analogy accuracy
 (3CosAdd over the 30k most frequent words, gensim's convention of accuracy over the
-questions answered), WordSim-353 Spearman.
+questions answered; every peer's rows in one order, ``rank_order``, so that ties at
+rank 30k cannot give peers different questions), WordSim-353 Spearman.
 
 gensim and fastText are benchmark dependencies only (``pip install gensim fasttext``).
 
@@ -25,6 +26,8 @@ worker stops at ``expected_words / workers``), so with 2 workers alpha falls onl
 far within each epoch as configured, saw-tooths back up at the next, and ends at about
 a tenth of its start rather than at ``min_alpha``. The iterable mode follows the schedule,
 and so does ``corpus_file`` with one worker (peer ``gensim-file-1w``, run when named).
+Peer ``w2v-jax-file-schedule`` (run when named) trains w2v-jax with that saw-tooth, so
+the two trainers can also be compared at the schedule gensim actually used.
 """
 
 from __future__ import annotations
@@ -47,11 +50,16 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bench-corpus.txt.gz"
 HYPER = dict(vector_size=100, window=5, negative=5, sample=1e-4, min_count=5)
 ALPHA = {"sg": 0.025, "cbow": 0.05}
 PEERS = ("w2v-jax", "w2v-jax-tuned", "w2v-jax-categorical", "gensim-file", "gensim-iter",
-         "fasttext", "gensim-file-1w")
+         "fasttext", "gensim-file-1w", "w2v-jax-file-schedule", "gensim-iter-file-schedule")
 # Not run unless named: "w2v-jax-tuned" (below) and "gensim-file-1w", gensim's corpus_file
 # mode with one worker, the one setting of that mode that follows the configured alpha
 # schedule (see the module docstring); it shows what the 2-worker schedule is worth.
-OPT_IN = ("w2v-jax-tuned", "gensim-file-1w")
+# "w2v-jax-file-schedule" is the converse: w2v-jax trained with the schedule that
+# corpus_file mode with ``--workers`` workers actually applies (``corpus_file_schedule``),
+# so that the two trainers can be compared at one schedule; "gensim-iter-file-schedule"
+# gives gensim's iterable mode the same saw-tooth (what the schedule is worth to gensim).
+OPT_IN = ("w2v-jax-tuned", "gensim-file-1w", "w2v-jax-file-schedule",
+          "gensim-iter-file-schedule")
 # "w2v-jax-tuned" (SG only) departs from the shared hyper-parameters on purpose and says
 # so: the batched trainer sums a step's gradients, and measured best at alpha 0.035 with
 # a row-term cap of 20 (gensim itself was not re-tuned).
@@ -62,14 +70,39 @@ TUNED_SG = {"alpha": 0.035, "max_row_terms": 20.0}
 # Each runner executes in a fresh subprocess and prints one JSON line.
 
 
+def corpus_file_schedule(workers: int):
+    """The learning rate gensim's ``corpus_file`` mode applies with ``workers`` workers,
+    as a drop-in for ``w2v_jax.train.learning_rate``.
+
+    Worker w trains the w-th of ``workers`` equal slices of each epoch and computes its
+    progress as its own words over the whole epoch's (``get_next_alpha``), so at corpus
+    position p ∈ [0, 1) of epoch e the rate is alpha − (alpha − min_alpha) ·
+    (e + (p mod 1/workers)) / epochs. The workers run their slices side by side; here the
+    slices run one after another, each at the rate its gensim worker would use.
+    """
+    import numpy as np
+
+    def learning_rate(config, epoch: int, progress: np.ndarray) -> np.ndarray:
+        p = np.asarray(progress, np.float64)
+        within = p - np.minimum(np.floor(p * workers), workers - 1) / workers  # p = 1: a worker's end
+        a0 = config.learning_rate
+        done = (epoch + within) / config.epochs
+        return np.maximum(a0 - (a0 - config.min_alpha) * done, config.min_alpha).astype(np.float32)
+
+    return learning_rate
+
+
 def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
-                tuned: bool = False) -> dict:
+                tuned: bool = False, schedule_workers: int | None = None) -> dict:
     from w2v_jax.cli import tune_xla_cpu
 
     tune_xla_cpu()  # as the CLI does, before JAX starts
     import numpy as np
 
     from w2v_jax import Config, KeyedVectors, load_corpus, train
+
+    if schedule_workers is not None:  # benchmark-only: the trainer looks it up per block
+        sys.modules["w2v_jax.train"].learning_rate = corpus_file_schedule(schedule_workers)
 
     t0 = time.perf_counter()
     hyper = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, sampler=sampler)
@@ -87,7 +120,8 @@ def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
             | {"batch_size": cfg.centres_per_step, "shared_negatives": cfg.negatives_shared_by}}
 
 
-def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file_mode: bool) -> dict:
+def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file_mode: bool,
+               file_schedule: bool = False) -> dict:
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
@@ -102,6 +136,17 @@ def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file
     if file_mode:
         model.train(corpus_file=corpus, total_examples=model.corpus_count,
                     total_words=model.corpus_total_words, epochs=epochs)
+    elif file_schedule:
+        # corpus_file's saw-tooth (corpus_file_schedule) in the iterable mode: each slice
+        # of the epoch is one train() call decaying alpha as that slice's worker would.
+        lines = list(LineSentence(corpus))
+        a0, a1 = model.alpha, model.min_alpha
+        rate = lambda x: a0 - (a0 - a1) * x / epochs  # noqa: E731
+        for epoch in range(epochs):
+            for w in range(workers):
+                part = lines[len(lines) * w // workers:len(lines) * (w + 1) // workers]
+                model.train(part, total_examples=len(part), epochs=1,
+                            start_alpha=rate(epoch), end_alpha=rate(epoch + 1 / workers))
     else:
         model.train(LineSentence(corpus), total_examples=model.corpus_count, epochs=epochs)
     t2 = time.perf_counter()
@@ -138,11 +183,13 @@ def child_main(argv: list[str]) -> None:
     if peer.startswith("w2v-jax"):
         res = run_w2v_jax(spec["corpus"], spec["mode"], spec["epochs"], spec["out"],
                           "categorical" if peer.endswith("categorical") else "alias",
-                          tuned=peer == "w2v-jax-tuned")
+                          tuned=peer == "w2v-jax-tuned",
+                          schedule_workers=spec["workers"] if peer == "w2v-jax-file-schedule" else None)
     elif peer.startswith("gensim"):
         res = run_gensim(spec["plain"], spec["mode"], spec["epochs"], spec["out"],
                          1 if peer == "gensim-file-1w" else spec["workers"],
-                         file_mode=peer.startswith("gensim-file"))
+                         file_mode=peer.startswith("gensim-file"),
+                         file_schedule=peer == "gensim-iter-file-schedule")
     else:
         res = run_fasttext(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"])
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -153,8 +200,7 @@ def child_main(argv: list[str]) -> None:
 
 
 def available(peer: str) -> bool:
-    mod = {"gensim-file": "gensim", "gensim-file-1w": "gensim", "gensim-iter": "gensim",
-           "fasttext": "fasttext"}.get(peer)
+    mod = "gensim" if peer.startswith("gensim") else "fasttext" if peer == "fasttext" else None
     if mod is None:
         return True
     try:
@@ -164,11 +210,40 @@ def available(peer: str) -> bool:
         return False
 
 
-def evaluate(path: str) -> dict:
+def rank_order(corpus: str) -> list[str]:
+    """The vocabulary every peer is scored in: corpus count descending, ties by word.
+
+    Analogies search only the 30k first rows, and each tool breaks the ties among equal
+    counts its own way (gensim puts the last-seen word first, w2v-jax the first-seen); on
+    the bench corpus 1,621 words share the count at rank 30,000, and scoring each peer in
+    its own row order gave gensim 10,014 questions and w2v-jax 10,383, a different and
+    harder set. One order makes it one question set.
+    """
+    from w2v_jax import load_corpus
+
+    vocab, _ = load_corpus(corpus, HYPER["min_count"])
+    ranked = sorted(zip(vocab.counts.tolist(), vocab.words), key=lambda cw: (-cw[0], cw[1]))
+    return [w for _, w in ranked]
+
+
+def in_order(kv, order: list[str]):
+    """``kv`` with its rows put in ``order``; rows ``order`` lacks (fastText's
+    end-of-line token) go last, in their own order."""
+    import numpy as np
+
+    from w2v_jax.vectors import KeyedVectors
+
+    ranked = set(order)
+    words = [w for w in order if w in kv] + [w for w in kv.index_to_key if w not in ranked]
+    return KeyedVectors(words, kv.vectors[np.asarray([kv.key_to_index[w] for w in words])])
+
+
+def evaluate(path: str, order: list[str]) -> dict:
+    """Scores of the vectors at ``path`` with their rows in ``order``."""
     from w2v_jax.evaluate import standard_scores
     from w2v_jax.vectors import KeyedVectors
 
-    return standard_scores(KeyedVectors.load_word2vec_format(path, binary=True))
+    return standard_scores(in_order(KeyedVectors.load_word2vec_format(path, binary=True), order))
 
 
 def table(rows: list[dict]) -> str:
@@ -234,6 +309,7 @@ def main() -> None:
             shutil.copyfileobj(f, g, 1 << 24)
 
     rows = []
+    order = rank_order(str(corpus))
     try:
         for mode in args.modes:
             for peer in args.peers:
@@ -257,7 +333,7 @@ def main() -> None:
                     words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
                     row["words"] = words
                     row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0
-                    row.update(evaluate(str(vec)))
+                    row.update(evaluate(str(vec), order))
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
     finally:
@@ -266,8 +342,11 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, {platform.processor() or platform.platform()}",
             "corpus": str(corpus), "hyper": HYPER, "alpha": ALPHA, "epochs": args.epochs}
+    answered = sorted({r["analogy_answered"] for r in rows if "error" not in r})
     md = (f"Measured {meta['date']} on {meta['machine']}; corpus {corpus.name}, "
-          f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}.\n\n"
+          f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}. "
+          "Every peer's rows are put in one order (corpus count, ties by word) before "
+          f"scoring, so all answer the same analogy questions ({answered} answered).\n\n"
           + table(rows))
     (out / "peers.md").write_text(md)
     (out / "peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
