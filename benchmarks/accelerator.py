@@ -31,10 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import sys
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb  # benchmarks/ is the script's directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_peers import ALPHA, DEFAULT_CORPUS, HYPER  # noqa: E402
@@ -196,7 +197,7 @@ def main() -> None:
             row = dict(run, epochs=args.epochs, error=f"{type(e).__name__}: {e}"[:160])
         rows.append(row)
         print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
-        meta["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        meta["peak_rss_mb"] = peak_rss_mb()
         meta["peak_device_mb"] = peak_device_mb()  # the process's, over all runs so far
         md = (f"Measured {meta['date']} on {meta['device']['device_kind']} "
               f"({meta['device']['platform']}; host {meta['machine']['cores']} cores, jax "

@@ -11,7 +11,7 @@ then one evaluator (``w2v_jax.evaluate``) scores every peer's saved vectors.
 Writes ``benchmarks/out/peers.{md,json,png}`` and prints the table. Columns: train
 seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
 seconds (read corpus + vocabulary + training + saving word2vec binary), raw words/s
-(epochs × corpus words / train seconds), peak RSS, vocabulary size, analogy accuracy
+(epochs × corpus words / train seconds), peak RSS (the child's own VmHWM, ``peak_memory``), vocabulary size, analogy accuracy
 (3CosAdd over the 30k most frequent words, gensim's convention of accuracy over the
 questions answered; every peer's rows in one order, ``rank_order``, so that ties at
 rank 30k cannot give peers different questions), WordSim-353 Spearman.
@@ -37,7 +37,6 @@ import gzip
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -192,7 +191,9 @@ def child_main(argv: list[str]) -> None:
                          file_schedule=peer == "gensim-iter-file-schedule")
     else:
         res = run_fasttext(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"])
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from peak_memory import peak_rss_mb  # the child runs with benchmarks/ on sys.path
+
+    res["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(res), flush=True)
 
 

@@ -20,7 +20,7 @@ no YNNPACK fusions, single-threaded Eigen) plus that device count.
    at least once (so all V pass min_count 1), the rest of the tokens follow a Zipf(1)
    law (count of rank i ∝ 1/i), shuffled, 25 words a line; ``max(--vocab-words, 3·V)``
    tokens. SG with negative sampling on D = 1 and on D = 2 with sharded tables.
-   Reported: words/s and the child's peak RSS (``ru_maxrss``: corpus, vocabulary,
+   Reported: words/s and the child's peak RSS (``VmHWM``: corpus, vocabulary,
    tables and XLA's buffers together).
 
 How words/s is measured (steady state, JIT compile excluded): ``train`` reports a
@@ -53,13 +53,14 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb  # benchmarks/ is the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bench-corpus.txt.gz"
@@ -95,7 +96,7 @@ def child_main(argv: list[str]) -> None:
     res = {"load_s": t1 - t0, "train_s": t2 - t1, "vocab": len(vocab),
            "words": data.raw_words, "jax_devices": len(jax.devices())}
     res.update(rates(reports, data.raw_words * cfg.epochs, t2 - t1))
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(res), flush=True)
 
 

@@ -2,6 +2,8 @@
 peer is scored in, and the emulation of gensim corpus_file's per-worker schedule."""
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +45,16 @@ def test_corpus_file_schedule_two_workers(epoch, progress, done):
     cfg = Config(alpha=0.025, min_alpha=1e-4, epochs=5)
     lr = cp.corpus_file_schedule(2)(cfg, epoch, np.array([progress]))
     np.testing.assert_allclose(lr, [0.025 - (0.025 - 1e-4) * done / 5], rtol=1e-5)
+
+
+def test_peak_rss_is_the_childs_own(tmp_path):
+    # A parent at ~400 MB starts a child: ru_maxrss would report the parent's peak there.
+    bench = str(_PATH.parent)
+    child = f"import sys; sys.path.insert(0, {bench!r}); import peak_memory; print(peak_memory.peak_rss_mb())"
+    parent = ("import subprocess, sys\n"
+              "x = bytearray(400 << 20)\n"
+              "for i in range(0, len(x), 4096): x[i] = 1\n"
+              f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True,"
+              " text=True, check=True).stdout)")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True)
+    assert 1 < float(out.stdout) < 200
