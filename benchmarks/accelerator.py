@@ -80,7 +80,8 @@ def peak_device_mb() -> float | None:
     return None if peak is None else peak / 2**20
 
 
-def run_one(run: dict, vocab, data, epochs: int, steps_per_call: int) -> dict:
+def run_one(run: dict, vocab, data, epochs: int, steps_per_call: int,
+            lanes: int | None = None) -> dict:
     import numpy as np
 
     from w2v_jax import Config, KeyedVectors, train
@@ -89,7 +90,7 @@ def run_one(run: dict, vocab, data, epochs: int, steps_per_call: int) -> dict:
     mode = run["mode"]
     cfg = Config(**HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs,
                  batch_size=run["batch_size"], max_row_terms=run["max_row_terms"],
-                 steps_per_call=steps_per_call)
+                 steps_per_call=steps_per_call, **({} if lanes is None else {"lanes": lanes}))
     reports: list = []
     t0 = time.perf_counter()
     state = train(cfg, vocab, data, on_progress=reports.append)
@@ -99,7 +100,7 @@ def run_one(run: dict, vocab, data, epochs: int, steps_per_call: int) -> dict:
     row = {"mode": mode, "batch_size": cfg.centres_per_step,
            "shared_negatives": cfg.negatives_shared_by,
            "max_row_terms": cfg.row_term_cap(len(vocab)), "epochs": epochs,
-           "steps_per_call": steps_per_call, "train_s": train_s}
+           "steps_per_call": steps_per_call, "lanes": cfg.lanes, "train_s": train_s}
     row.update(rates(reports, data.raw_words * epochs, train_s))
     row.update(standard_scores(KeyedVectors(vocab.words, w_in)))
     return row
@@ -159,6 +160,8 @@ def main() -> None:
                    default=[parse_run(r) for r in DEFAULT_RUNS], help="MODE:C[:CAP] ...")
     p.add_argument("--steps-per-call", type=int, default=None,
                    help="SGD steps per device call [2**18 / C, within 8..256]")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="lanes the epoch is read in (Config.lanes) [the Config default]")
     p.add_argument("--budget-s", type=float, default=None,
                    help="start no run after this many seconds")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
@@ -192,7 +195,7 @@ def main() -> None:
             continue
         try:
             row = run_one(run, vocab, data, args.epochs,
-                          args.steps_per_call or steps_per_call(run["batch_size"]))
+                          args.steps_per_call or steps_per_call(run["batch_size"]), args.lanes)
         except Exception as e:  # a failed run is a row of the table, not the end of the sweep
             row = dict(run, epochs=args.epochs, error=f"{type(e).__name__}: {e}"[:160])
         rows.append(row)
@@ -202,7 +205,8 @@ def main() -> None:
         md = (f"Measured {meta['date']} on {meta['device']['device_kind']} "
               f"({meta['device']['platform']}; host {meta['machine']['cores']} cores, jax "
               f"{meta['machine']['jax']}); corpus {corpus.name}, {data.raw_words:,} words, "
-              f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}.\n\n"
+              f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}, "
+              f"lanes {rows[-1].get('lanes', args.lanes)}.\n\n"
               + table(rows))
         (out / "accelerator.md").write_text(md)
         (out / "accelerator.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

@@ -201,18 +201,22 @@ def test_killed_process_resumes_to_the_uninterrupted_vectors(corpus, reference, 
 
 
 @needs_bitwise_reproducibility
-def test_resume_mid_epoch_across_corpus_chunks_is_bit_identical(corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_resume_mid_epoch_across_corpus_chunks_is_bit_identical(corpus, tmp_path, monkeypatch,
+                                                                 lanes):
     # Small chunks: the stop lands chunks into an epoch; resuming regenerates the epoch's
-    # chunks and skips to the block, ending where an uninterrupted run ends.
+    # chunks and skips to the block, ending where an uninterrupted run ends. The corpus
+    # (30k words) holds 3 pieces: read in order, or in 3 lanes.
     import importlib
 
     monkeypatch.setattr(importlib.import_module("w2v_jax.train"), "CHUNK_TOKENS", 4000)
     ref = tmp_path / "ref"
-    train_run(ref, Config(**HYPER), corpus, checkpoints=CheckpointOptions(enabled=False),
+    cfg = Config(**HYPER, lanes=lanes)
+    train_run(ref, cfg, corpus, checkpoints=CheckpointOptions(enabled=False),
               log=lambda m: None)
     out = tmp_path / "run"
     with pytest.raises(Interrupted):
-        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(70),
+        train_run(out, cfg, corpus, should_stop=_stop_after(70),
                   checkpoints=CheckpointOptions(every_words=10_000), log=lambda m: None)
     train_run(out, None, resume=True, log=lambda m: None)
     assert (out / "vectors.bin").read_bytes() == (ref / "vectors.bin").read_bytes()

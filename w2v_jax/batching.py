@@ -81,29 +81,73 @@ def epoch_stream(ids: np.ndarray, sent: np.ndarray, keep_prob: np.ndarray, windo
 
 
 CHUNK_TOKENS = 1 << 20  # corpus tokens sub-sampled at a time: bounds the host's memory
+PIECE_TOKENS = 8192  # corpus tokens a lane contributes before the next lane's turn
 
 
 def epoch_chunks(ids: np.ndarray, sentence_ids, keep_prob: np.ndarray, window: int,
                  seed: int, epoch: int, start: int = 0, stop: int | None = None,
-                 chunk_tokens: int = CHUNK_TOKENS):
+                 chunk_tokens: int = CHUNK_TOKENS, lanes: int = 1,
+                 piece_tokens: int = PIECE_TOKENS):
     """One epoch of ``ids[start:stop]`` as a sequence of streams, ``chunk_tokens`` at a time.
 
     Memory is bounded by the chunk, not the corpus: ``ids`` may be a memory-mapped file
     (``w2v_jax.dataset``) and ``sentence_ids(a, b)`` gives the sentence ids of
     ``ids[a:b]`` (``Corpus.sentence_ids``). Concatenated, the chunks are one epoch's
-    stream: sentence ids are global, so windows reach across chunk boundaries. Each
-    chunk draws from its own generator, seeded by (seed, epoch, chunk start), so any
-    chunk can be regenerated alone; ``progress`` runs over [start, stop).
+    stream; ``progress`` runs over [start, stop) in the order the stream reads it.
+
+    With ``lanes`` = 1 the stream is the corpus in order: sentence ids are global, so
+    windows reach across chunk boundaries, and each chunk draws from its own generator,
+    seeded by (seed, epoch, chunk start). With ``lanes`` = L > 1 the range is cut into L
+    equal lanes read side by side, ``piece_tokens`` of each in turn (:func:`lane_pieces`;
+    fewer lanes where the range holds fewer than L pieces, none under two),
+    as word2vec's and gensim's threads each read their own part of the file. A chunk is
+    then whole pieces, drawing from a generator seeded by (seed, epoch, its start in
+    reading order), and sentences are renumbered so that no window reaches into the next
+    piece.
 
     Yields:
-      :class:`EpochStream` per chunk, in corpus order.
+      :class:`EpochStream` per chunk, in stream order.
     """
     stop = ids.size if stop is None else stop
-    for a in range(start, stop, chunk_tokens):
-        b = min(a + chunk_tokens, stop)
-        rng = np.random.default_rng([seed, epoch, a])
-        yield epoch_stream(_read(ids, a, b), sentence_ids(a, b), keep_prob, window, rng,
-                           base=a - start, total=stop - start)
+    lanes = min(lanes, (stop - start) // piece_tokens)  # no lane shorter than a piece
+    if lanes <= 1:
+        for a in range(start, stop, chunk_tokens):
+            b = min(a + chunk_tokens, stop)
+            rng = np.random.default_rng([seed, epoch, a])
+            yield epoch_stream(_read(ids, a, b), sentence_ids(a, b), keep_prob, window, rng,
+                               base=a - start, total=stop - start)
+        return
+    pieces, done, i = lane_pieces(start, stop, lanes, piece_tokens), 0, 0
+    while i < len(pieces):  # a chunk: the next pieces in reading order, chunk_tokens or more
+        n, first = 0, i
+        while i < len(pieces) and n < chunk_tokens:
+            n, i = n + pieces[i][1] - pieces[i][0], i + 1
+        chunk = pieces[first:i]
+        sent = [sentence_ids(a, b) for a, b in chunk]
+        # Renumbered in reading order, each piece's first sentence one past the last of the
+        # piece before; a piece spans at most as many sentences as tokens, so the ids keep
+        # rising from chunk to chunk.
+        shift = np.cumsum([0] + [int(x[-1] - x[0]) + 1 for x in sent[:-1]]) + done
+        sent = np.concatenate([x - x[0] + sh for x, sh in zip(sent, shift)])
+        yield epoch_stream(np.concatenate([_read(ids, a, b) for a, b in chunk]),
+                           sent.astype(np.int32), keep_prob, window,
+                           np.random.default_rng([seed, epoch, start + done]), base=done,
+                           total=stop - start)
+        done += n
+
+
+def lane_pieces(start: int, stop: int, lanes: int, piece_tokens: int) -> list[tuple[int, int]]:
+    """The order in which ``lanes`` interleaved lanes read ``[start, stop)``.
+
+    The range is cut into ``lanes`` near-equal contiguous lanes; the result lists their
+    pieces of ``piece_tokens`` as ``(a, b)`` ranges, the first piece of every lane, then
+    every lane's second, and so on. Each token lies in exactly one piece.
+    """
+    edges = [start + (stop - start) * j // lanes for j in range(lanes + 1)]
+    longest = max(edges[j + 1] - edges[j] for j in range(lanes))
+    return [(edges[j] + r, min(edges[j] + r + piece_tokens, edges[j + 1]))
+            for r in range(0, longest, piece_tokens)
+            for j in range(lanes) if edges[j] + r < edges[j + 1]]
 
 
 def _read(ids: np.ndarray, a: int, b: int) -> np.ndarray:

@@ -38,6 +38,8 @@ _TRAIN_FLAGS = [
     ("batch_size", int, "consecutive centres per SGD step (default: 64 SG, 512 CBOW)"),
     ("shared_negatives", int, "centres sharing one draw of negatives (default: 8 SG, 4 CBOW)"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
+    ("lanes", int, "places the epoch is read from side by side, a piece of each in turn "
+     "(1 = in corpus order)"),
     ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "
      "(default: 10 CBOW ns, 20 hs, none SG ns; steadies large steps, higher --alpha, hs)"),
     ("seed", int, "random seed"),

@@ -68,6 +68,13 @@ class Config:
         (inverse CDF by binary search) or "categorical" (``jax.random.categorical``
         down a tree of 16-way draws, O(16·log₁₆ V)). All are exact.
       steps_per_call: SGD steps one jitted dispatch runs (``lax.scan``).
+      lanes: L, places each epoch is read from side by side: the corpus is cut into L
+        equal parts and the trainer takes 8192 tokens of each in turn (word2vec's and
+        gensim's ``corpus_file`` threads each read their own part of the file, side by
+        side, in the same way). 1 reads the corpus in order, as do corpora under two
+        pieces (fewer lanes where there are fewer than L pieces). On the bench corpus, 5
+        epochs of SG at L = 8 scored 23.3% analogy against 22.3% in order (mean of 4
+        seeds each); CBOW about the same or better (README, *Reading order*).
       objective: "ns" (negative sampling, O(K+1) output rows per pair), "softmax"
         (the vanilla full softmax, O(V) per pair) or "hs" (hierarchical softmax over a
         Huffman tree, O(log V)); ``negative``, ``ns_exponent``, ``shared_negatives`` and
@@ -109,6 +116,7 @@ class Config:
     sg_negatives: str = "centre"
     sampler: str = "alias"
     steps_per_call: int = 256
+    lanes: int = 8
     cbow_update: str = "word2vec"
     objective: str = "ns"
     max_row_terms: float | None = None
@@ -214,7 +222,7 @@ def _validate(c: Config) -> None:
             raise W2VError(msg)
 
     ints = ("vector_size", "window", "min_count", "sg", "negative", "epochs", "seed",
-            "steps_per_call", "devices")
+            "steps_per_call", "devices", "lanes")
     floats = ("ns_exponent", "sample", "min_alpha", "init_scale")
     for name in ints:
         v = getattr(c, name)
@@ -227,7 +235,8 @@ def _validate(c: Config) -> None:
         kind = float if name in ("alpha", "max_row_terms") else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
-    for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices"):
+    for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices",
+                 "lanes"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
     need(c.init_scale > 0, f"init_scale must be > 0, got {c.init_scale}")
     need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")

@@ -218,7 +218,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             if restored is None:
                 raise W2VError(f"nothing to resume in {out}: it has no checkpoints; "
                                "start a new run with --out")
-            saved = Config.from_dict(restored.meta["config"])
+            # A checkpoint saved before Config.lanes existed trained in corpus order.
+            saved = Config.from_dict({"lanes": 1} | restored.meta["config"])
             asked = (config.to_dict() if config is not None else {}) | (resume_expect or {})
             diff = {k: v for k, v in asked.items() if saved.to_dict()[k] != v}
             if diff:

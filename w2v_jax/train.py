@@ -759,7 +759,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     def host_blocks():
         for epoch in range(start.epoch, cfg.epochs):
             chunks = epoch_chunks(corpus.ids, corpus.sentence_ids, keep, cfg.window, cfg.seed,
-                                  epoch, lo, hi, chunk_tokens or CHUNK_TOKENS)
+                                  epoch, lo, hi, chunk_tokens or CHUNK_TOKENS, cfg.lanes)
             first = start.block if epoch == start.epoch else 0
             for b, prog, block in epoch_blocks(chunks, cfg, epoch, first, devices):
                 yield epoch, b, prog, block
