@@ -86,3 +86,20 @@ def test_bad_paths(tmp_path):
     broken.write_bytes(gzip.compress(b"a b c " * 1000)[:40])
     with pytest.raises(W2VError, match="could not read corpus"):
         load_corpus(broken)
+
+
+def test_sentence_ids_of_any_range_with_empty_sentences():
+    from w2v_jax.corpus import Corpus
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 6, 300) * (rng.random(300) < 0.8)  # many empty sentences
+    n = int(lengths.sum())
+    corpus = Corpus(np.zeros(n, np.int32), lengths, n)
+    every = np.repeat(np.arange(lengths.size), lengths)  # token t lies in sentence every[t]
+    np.testing.assert_array_equal(corpus.sentence_ids(), every)
+    for _ in range(200):
+        a = int(rng.integers(0, n + 1))
+        b = int(rng.integers(a, n + 1))
+        got = corpus.sentence_ids(a, b)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, every[a:b])
