@@ -123,17 +123,40 @@ def epoch_chunks(ids: np.ndarray, sentence_ids, keep_prob: np.ndarray, window: i
         while i < len(pieces) and n < chunk_tokens:
             n, i = n + pieces[i][1] - pieces[i][0], i + 1
         chunk = pieces[first:i]
-        sent = [sentence_ids(a, b) for a, b in chunk]
+        tok, sent = _read_pieces(ids, sentence_ids, chunk)
         # Renumbered in reading order, each piece's first sentence one past the last of the
         # piece before; a piece spans at most as many sentences as tokens, so the ids keep
         # rising from chunk to chunk.
-        shift = np.cumsum([0] + [int(x[-1] - x[0]) + 1 for x in sent[:-1]]) + done
-        sent = np.concatenate([x - x[0] + sh for x, sh in zip(sent, shift)])
-        yield epoch_stream(np.concatenate([_read(ids, a, b) for a, b in chunk]),
-                           sent.astype(np.int32), keep_prob, window,
+        size = np.array([b - a for a, b in chunk])
+        ends = np.cumsum(size)
+        first_sent, last_sent = sent[ends - size], sent[ends - 1]
+        shift = done + np.cumsum(last_sent - first_sent + 1) - (last_sent - first_sent + 1)
+        sent = (sent - np.repeat(first_sent - shift, size)).astype(np.int32)
+        yield epoch_stream(tok, sent, keep_prob, window,
                            np.random.default_rng([seed, epoch, start + done]), base=done,
                            total=stop - start)
         done += n
+
+
+def _read_pieces(ids: np.ndarray, sentence_ids, pieces: list[tuple[int, int]]):
+    """(ids, sentence ids) of ``pieces``, concatenated in the order given.
+
+    The pieces of one lane in a chunk are contiguous: each such run is read once, and
+    the pieces are cut from it (per-piece reads made the host, not the device, the bound
+    of GPU throughput at large C).
+    """
+    runs: list[list[int]] = []  # [a, b] of each contiguous run, in corpus order
+    where = {}  # piece start -> (run index, offset in the run)
+    for a, b in sorted(pieces):
+        if not runs or runs[-1][1] != a:
+            runs.append([a, a])
+        where[a] = (len(runs) - 1, a - runs[-1][0])
+        runs[-1][1] = b
+    tok = [_read(ids, a, b) for a, b in runs]
+    sent = [sentence_ids(a, b) for a, b in runs]
+    cut = [(where[a][0], where[a][1], where[a][1] + b - a) for a, b in pieces]
+    return (np.concatenate([tok[r][o:e] for r, o, e in cut]),
+            np.concatenate([sent[r][o:e] for r, o, e in cut]))
 
 
 def lane_pieces(start: int, stop: int, lanes: int, piece_tokens: int) -> list[tuple[int, int]]:
