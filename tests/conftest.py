@@ -8,6 +8,10 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_force_host_platform_device_count=4").strip()
 
+# The CLI keeps compiled programs on disk; tests that call it in-process leave it off
+# (one test turns it on in a subprocess, with its own directory).
+os.environ.setdefault("W2V_JAX_XLA_CACHE", "0")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

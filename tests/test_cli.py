@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors as GensimKV
 
+from conftest import needs_bitwise_reproducibility
 from w2v_jax.cli import main
 
 FAST = ["--vector-size", "16", "--epochs", "1", "--batch-size", "512", "--no-progress"]
@@ -102,3 +103,27 @@ def test_console_script_exit_code(tmp_path):
                         "--epochs", "0"], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == "w2v-jax: error: epochs must be a positive integer, got 0"
+
+
+@needs_bitwise_reproducibility
+def test_compilation_cache_is_kept_and_changes_nothing(tmp_path):
+    # Two runs with one cache directory: the first fills it, the second loads the step
+    # from it and must write the same vectors; W2V_JAX_XLA_CACHE=0 keeps nothing.
+    import os
+
+    def train(out, cache):
+        env = dict(os.environ, W2V_JAX_XLA_CACHE=str(cache), W2V_JAX_CACHE=str(tmp_path))
+        r = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--out", str(out),
+                            *FAST], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return (out / "vectors.bin").read_bytes()
+
+    cache = tmp_path / "xla"
+    first = train(tmp_path / "a", cache)
+    kept = list(cache.iterdir())
+    assert kept, "no compiled program was kept"
+    assert train(tmp_path / "b", cache) == first
+    assert sorted(cache.iterdir()) == sorted(kept)  # found, not compiled and kept again
+    train(tmp_path / "c", 0)
+    assert not (tmp_path / "0").exists() and not (tmp_path / "xla" / "0").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "xla"]
