@@ -26,8 +26,9 @@ worker stops at ``expected_words / workers``), so with 2 workers alpha falls onl
 far within each epoch as configured, saw-tooths back up at the next, and ends at about
 a tenth of its start rather than at ``min_alpha``. The iterable mode follows the schedule,
 and so does ``corpus_file`` with one worker (peer ``gensim-file-1w``, run when named).
-Peer ``w2v-jax-file-schedule`` (run when named) trains w2v-jax with that saw-tooth, so
-the two trainers can also be compared at the schedule gensim actually used.
+Peer ``w2v-jax-file-schedule`` (run when named) trains w2v-jax the way that mode runs:
+the corpus read in ``workers`` lanes side by side (``Config.lanes``), each at the alpha
+its gensim worker would use, so the two trainers can also be compared as gensim ran.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ PEERS = ("w2v-jax", "w2v-jax-tuned", "w2v-jax-categorical", "gensim-file", "gens
 # Not run unless named: "w2v-jax-tuned" (below) and "gensim-file-1w", gensim's corpus_file
 # mode with one worker, the one setting of that mode that follows the configured alpha
 # schedule (see the module docstring); it shows what the 2-worker schedule is worth.
-# "w2v-jax-file-schedule" is the converse: w2v-jax trained with the schedule that
-# corpus_file mode with ``--workers`` workers actually applies (``corpus_file_schedule``),
-# so that the two trainers can be compared at one schedule; "gensim-iter-file-schedule"
-# gives gensim's iterable mode the same saw-tooth (what the schedule is worth to gensim).
+# "w2v-jax-file-schedule" is the converse: w2v-jax reading the corpus in ``--workers``
+# lanes, each at the alpha corpus_file mode's worker on that part applies
+# (``corpus_file_schedule``); "gensim-iter-file-schedule" gives gensim's iterable mode
+# that mode's per-worker decay over its slices one after another (what the schedule
+# alone is worth to gensim).
 OPT_IN = ("w2v-jax-tuned", "gensim-file-1w", "w2v-jax-file-schedule",
           "gensim-iter-file-schedule")
 # "w2v-jax-tuned" (SG only) departs from the shared hyper-parameters on purpose and says
@@ -71,21 +73,20 @@ TUNED_SG = {"alpha": 0.035, "max_row_terms": 20.0}
 
 def corpus_file_schedule(workers: int):
     """The learning rate gensim's ``corpus_file`` mode applies with ``workers`` workers,
-    as a drop-in for ``w2v_jax.train.learning_rate``.
+    as a drop-in for ``w2v_jax.train.learning_rate`` when the corpus is read in
+    ``workers`` lanes side by side (``Config.lanes``), as those workers read it.
 
     Worker w trains the w-th of ``workers`` equal slices of each epoch and computes its
-    progress as its own words over the whole epoch's (``get_next_alpha``), so at corpus
-    position p ∈ [0, 1) of epoch e the rate is alpha − (alpha − min_alpha) ·
-    (e + (p mod 1/workers)) / epochs. The workers run their slices side by side; here the
-    slices run one after another, each at the rate its gensim worker would use.
+    progress as its own words over the whole epoch's (``get_next_alpha``). Read in lanes,
+    at progress p ∈ [0, 1] of epoch e every lane has read p of its slice, so the rate is
+    alpha − (alpha − min_alpha) · (e + p / workers) / epochs: within each epoch alpha
+    falls 1/workers as far as configured.
     """
     import numpy as np
 
     def learning_rate(config, epoch: int, progress: np.ndarray) -> np.ndarray:
-        p = np.asarray(progress, np.float64)
-        within = p - np.minimum(np.floor(p * workers), workers - 1) / workers  # p = 1: a worker's end
         a0 = config.learning_rate
-        done = (epoch + within) / config.epochs
+        done = (epoch + np.asarray(progress, np.float64) / workers) / config.epochs
         return np.maximum(a0 - (a0 - config.min_alpha) * done, config.min_alpha).astype(np.float32)
 
     return learning_rate
@@ -105,6 +106,8 @@ def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
 
     t0 = time.perf_counter()
     hyper = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, sampler=sampler)
+    if schedule_workers is not None:
+        hyper["lanes"] = schedule_workers
     cfg = Config(**(hyper | (TUNED_SG if tuned else {})))
     vocab, data = load_corpus(corpus, cfg.min_count)
     t1 = time.perf_counter()
@@ -136,8 +139,8 @@ def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file
         model.train(corpus_file=corpus, total_examples=model.corpus_count,
                     total_words=model.corpus_total_words, epochs=epochs)
     elif file_schedule:
-        # corpus_file's saw-tooth (corpus_file_schedule) in the iterable mode: each slice
-        # of the epoch is one train() call decaying alpha as that slice's worker would.
+        # corpus_file's per-worker decay in the iterable mode, the slices one after
+        # another: each is one train() call decaying alpha as that slice's worker would.
         lines = list(LineSentence(corpus))
         a0, a1 = model.alpha, model.min_alpha
         rate = lambda x: a0 - (a0 - a1) * x / epochs  # noqa: E731

@@ -37,11 +37,11 @@ def test_in_order_moves_rows_with_their_words():
 
 
 @pytest.mark.parametrize("epoch, progress, done", [
-    (0, 0.0, 0.0), (0, 0.25, 0.25), (0, 0.5, 0.0), (0, 0.75, 0.25), (0, 1.0, 0.5),
-    (4, 0.999, 4.499)])
+    (0, 0.0, 0.0), (0, 0.25, 0.125), (0, 0.5, 0.25), (0, 1.0, 0.5), (4, 0.999, 4.4995)])
 def test_corpus_file_schedule_two_workers(epoch, progress, done):
     # gensim: alpha − (alpha − min_alpha)·(epoch + worker words / epoch words)/epochs,
-    # each of 2 workers covering half the epoch.
+    # each of 2 workers covering half the epoch; read in 2 lanes side by side, each has
+    # read `progress` of its half.
     cfg = Config(alpha=0.025, min_alpha=1e-4, epochs=5)
     lr = cp.corpus_file_schedule(2)(cfg, epoch, np.array([progress]))
     np.testing.assert_allclose(lr, [0.025 - (0.025 - 1e-4) * done / 5], rtol=1e-5)
