@@ -65,6 +65,7 @@ def _fails(capsys, argv, match):
     (["--negative", "0"], "negative must be a positive"),
     (["--epochs", "0"], "epochs must be a positive"),
     (["--alpha", "0"], "alpha must be > 0"),
+    (["--lanes", "0"], "lanes must be a positive"),
 ])
 def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     _fails(capsys, ["train", "--out", str(tmp_path / "o"), *flags], match)
