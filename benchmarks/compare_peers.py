@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import platform
@@ -92,7 +93,7 @@ def corpus_file_schedule(workers: int):
     return learning_rate
 
 
-def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
+def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str, seed: int = 1,
                 tuned: bool = False, schedule_workers: int | None = None) -> dict:
     from w2v_jax.cli import tune_xla_cpu
 
@@ -105,7 +106,8 @@ def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
         sys.modules["w2v_jax.train"].learning_rate = corpus_file_schedule(schedule_workers)
 
     t0 = time.perf_counter()
-    hyper = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, sampler=sampler)
+    hyper = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, sampler=sampler,
+                 seed=seed)
     if schedule_workers is not None:
         hyper["lanes"] = schedule_workers
     cfg = Config(**(hyper | (TUNED_SG if tuned else {})))
@@ -118,17 +120,18 @@ def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str,
     t3 = time.perf_counter()
     return {"train_s": t2 - t1, "e2e_s": t3 - t0, "vocab": len(vocab), "words": data.raw_words,
             "config": {k: v for k, v in cfg.to_dict().items() if k in (
-                "sampler", "steps_per_call", "alpha", "max_row_terms", "init_scale")}
+                "sampler", "steps_per_call", "alpha", "max_row_terms", "init_scale", "seed")}
             | {"batch_size": cfg.centres_per_step, "shared_negatives": cfg.negatives_shared_by}}
 
 
 def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file_mode: bool,
-               file_schedule: bool = False) -> dict:
+               seed: int = 1, file_schedule: bool = False) -> dict:
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
     t0 = time.perf_counter()
-    kw = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, workers=workers)
+    kw = dict(HYPER, sg=int(mode == "sg"), alpha=ALPHA[mode], epochs=epochs, workers=workers,
+              seed=seed)
     model = Word2Vec(**kw)
     if file_mode:
         model.build_vocab(corpus_file=corpus)
@@ -159,6 +162,8 @@ def run_gensim(corpus: str, mode: str, epochs: int, out: str, workers: int, file
 
 
 def run_fasttext(corpus: str, mode: str, epochs: int, out: str, workers: int) -> dict:
+    """fastText's Python API takes no seed (its own is fixed): runs differ only by its
+    threads' timing."""
     import fasttext
     import numpy as np
 
@@ -185,12 +190,12 @@ def child_main(argv: list[str]) -> None:
     if peer.startswith("w2v-jax"):
         res = run_w2v_jax(spec["corpus"], spec["mode"], spec["epochs"], spec["out"],
                           "categorical" if peer.endswith("categorical") else "alias",
-                          tuned=peer == "w2v-jax-tuned",
+                          seed=spec["seed"], tuned=peer == "w2v-jax-tuned",
                           schedule_workers=spec["workers"] if peer == "w2v-jax-file-schedule" else None)
     elif peer.startswith("gensim"):
         res = run_gensim(spec["plain"], spec["mode"], spec["epochs"], spec["out"],
                          1 if peer == "gensim-file-1w" else spec["workers"],
-                         file_mode=peer.startswith("gensim-file"),
+                         file_mode=peer.startswith("gensim-file"), seed=spec["seed"],
                          file_schedule=peer == "gensim-iter-file-schedule")
     else:
         res = run_fasttext(spec["plain"], spec["mode"], spec["epochs"], spec["out"], spec["workers"])
@@ -250,40 +255,80 @@ def evaluate(path: str, order: list[str]) -> dict:
     return standard_scores(in_order(KeyedVectors.load_word2vec_format(path, binary=True), order))
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| peer | mode | epochs | train s | end-to-end s | raw words/s | peak RSS MB | vocab "
-            "| analogy 3CosAdd | WordSim-353 |\n|---|---|---|---|---|---|---|---|---|---|\n")
+def table(rows: list[dict], seeds: bool = False) -> str:
+    """One markdown row per run; ``seeds`` adds a seed column (runs with several seeds)."""
+    head = ("| peer | mode |" + (" seed |" if seeds else "") + " epochs | train s | end-to-end s "
+            "| raw words/s | peak RSS MB | vocab | analogy 3CosAdd | WordSim-353 |\n|"
+            + "---|" * (11 if seeds else 10) + "\n")
     lines = []
     for r in rows:
+        first = f"| {r['peer']} | {r['mode']} |" + (f" {r['seed']} |" if seeds else "")
         if "error" in r:
-            lines.append(f"| {r['peer']} | {r['mode']} | {r['epochs']} | failed: {r['error']} "
-                         "| | | | | | |")
+            lines.append(f"{first} {r['epochs']} | failed: {r['error']} | | | | | | |")
             continue
         lines.append(
-            f"| {r['peer']} | {r['mode']} | {r['epochs']} | {r['train_s']:.1f} | {r['e2e_s']:.1f} "
+            f"{first} {r['epochs']} | {r['train_s']:.1f} | {r['e2e_s']:.1f} "
             f"| {r['words_per_sec'] / 1e6:.2f}M | {r['peak_rss_mb']:.0f} | {r['vocab']:,} "
             f"| {100 * r['analogy']:.2f}% | {r['wordsim']:.3f} |")
     return head + "\n".join(lines) + "\n"
 
 
+def summary(rows: list[dict]) -> str:
+    """Mean ± sample sd over seeds of each (peer, mode), for runs with several seeds.
+
+    Single runs of one trainer vary by about ±0.5 analogy points from seed to seed (its
+    sub-sampling, windows and negatives), so a gap of that size needs several seeds.
+    """
+    import numpy as np
+
+    keys = [("train_s", "train s", 1, 1), ("words_per_sec", "raw words/s (M)", 1e-6, 2),
+            ("peak_rss_mb", "peak RSS MB", 1, 0), ("analogy", "analogy 3CosAdd %", 100, 2),
+            ("wordsim", "WordSim-353", 1, 3)]
+    head = ("| peer | mode | runs | " + " | ".join(k[1] for k in keys) + " |\n|"
+            + "---|" * (3 + len(keys)) + "\n")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["peer"], r["mode"]), []).append(r)
+    lines = []
+    for (peer, mode), rs in groups.items():
+        cells = []
+        for key, _, scale, digits in keys:
+            x = np.asarray([r[key] for r in rs], np.float64) * scale
+            sd = f" ± {x.std(ddof=1):.{digits}f}" if x.size > 1 else ""
+            cells.append(f"{x.mean():.{digits}f}{sd}")
+        lines.append(f"| {peer} | {mode} | {len(rs)} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
 def plot(rows: list[dict], path: Path) -> None:
+    """Bars per (peer, mode): the mean over seeds, with ± sd whiskers where there are
+    several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    ok = [r for r in rows if "error" not in r]
-    labels = [f"{r['peer']}\n{r['mode']}" for r in ok]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["peer"], r["mode"]), []).append(r)
+    labels = [f"{peer}\n{mode}" for peer, mode in groups]
+    colors = ["tab:blue" if peer.startswith("w2v-jax") else "tab:gray" for peer, _ in groups]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, key, title, scale in [(axes[0], "words_per_sec", "raw words/s (millions)", 1e-6),
                                   (axes[1], "analogy", "analogy accuracy, 3CosAdd 30k (%)", 100),
                                   (axes[2], "wordsim", "WordSim-353 Spearman", 1)]:
-        colors = ["tab:blue" if r["peer"].startswith("w2v-jax") else "tab:gray" for r in ok]
-        ax.bar(range(len(ok)), [r[key] * scale for r in ok], color=colors)
-        ax.set_xticks(range(len(ok)), labels, rotation=60, ha="right", fontsize=8)
+        vals = [np.asarray([r[key] * scale for r in rs]) for rs in groups.values()]
+        ax.bar(range(len(vals)), [v.mean() for v in vals], color=colors,
+               yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in vals], capsize=3)
+        ax.set_xticks(range(len(vals)), labels, rotation=60, ha="right", fontsize=8)
         ax.set_title(title)
-    fig.suptitle(f"w2v-jax vs peers, {ok[0]['epochs'] if ok else '?'} epochs, same corpus and "
-                 "hyper-parameters")
+    epochs = rows[0]["epochs"] if rows else "?"
+    runs = max((len(rs) for rs in groups.values()), default=1)
+    fig.suptitle(f"w2v-jax vs peers, {epochs} epochs, same corpus and hyper-parameters"
+                 + (f" (mean ± sd of {runs} seeds)" if runs > 1 else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -296,6 +341,9 @@ def main() -> None:
     p.add_argument("--peers", nargs="+", default=[x for x in PEERS if x not in OPT_IN],
                    choices=PEERS)
     p.add_argument("--workers", type=int, default=os.cpu_count())
+    p.add_argument("--seeds", nargs="+", type=int, default=[1],
+                   help="run every peer once per seed (each round of peers one after "
+                   "another) and add a mean ± sd table")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     args = p.parse_args()
 
@@ -313,45 +361,50 @@ def main() -> None:
             shutil.copyfileobj(f, g, 1 << 24)
 
     rows = []
+    seeds = len(args.seeds) > 1
     order = rank_order(str(corpus))
     try:
-        for mode in args.modes:
-            for peer in args.peers:
-                if not available(peer):
-                    print(f"skip {peer}: not installed", file=sys.stderr)
-                    continue
-                if peer in ("w2v-jax-categorical", "w2v-jax-tuned") and mode == "cbow":
-                    continue  # the sampler comparison is made once, on SG; tuning is SG's
-                vec = tmp / f"{peer}-{mode}.bin"
-                spec = {"peer": peer, "corpus": str(corpus), "plain": str(plain), "mode": mode,
-                        "epochs": args.epochs, "out": str(vec), "workers": args.workers}
-                print(f"running {peer} {mode} ...", file=sys.stderr, flush=True)
-                r = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                                   capture_output=True, text=True)
-                row = {"peer": peer, "mode": mode, "epochs": args.epochs}
-                line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
-                if r.returncode != 0 or not line:
-                    row["error"] = (r.stderr.strip().splitlines() or ["?"])[-1][:120]
-                else:
-                    row.update(json.loads(line[-1][7:]))
-                    words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
-                    row["words"] = words
-                    row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0
-                    row.update(evaluate(str(vec), order))
-                rows.append(row)
-                print(table([row]).splitlines()[-1], file=sys.stderr, flush=True)
+        for mode, seed, peer in itertools.product(args.modes, args.seeds, args.peers):
+            if not available(peer):
+                print(f"skip {peer}: not installed", file=sys.stderr)
+                continue
+            if peer in ("w2v-jax-categorical", "w2v-jax-tuned") and mode == "cbow":
+                continue  # the sampler comparison is made once, on SG; tuning is SG's
+            vec = tmp / f"{peer}-{mode}-{seed}.bin"
+            spec = {"peer": peer, "corpus": str(corpus), "plain": str(plain), "mode": mode,
+                    "epochs": args.epochs, "out": str(vec), "workers": args.workers,
+                    "seed": seed}
+            print(f"running {peer} {mode} seed {seed} ...", file=sys.stderr, flush=True)
+            r = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                               capture_output=True, text=True)
+            row = {"peer": peer, "mode": mode, "seed": seed, "epochs": args.epochs}
+            line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+            if r.returncode != 0 or not line:
+                row["error"] = (r.stderr.strip().splitlines() or ["?"])[-1][:120]
+            else:
+                row.update(json.loads(line[-1][7:]))
+                words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
+                row["words"] = words
+                row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0
+                row.update(evaluate(str(vec), order))
+                vec.unlink()
+            rows.append(row)
+            print(table([row], seeds).splitlines()[-1], file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, {platform.processor() or platform.platform()}",
-            "corpus": str(corpus), "hyper": HYPER, "alpha": ALPHA, "epochs": args.epochs}
+            "corpus": str(corpus), "hyper": HYPER, "alpha": ALPHA, "epochs": args.epochs,
+            "seeds": args.seeds}
     answered = sorted({r["analogy_answered"] for r in rows if "error" not in r})
     md = (f"Measured {meta['date']} on {meta['machine']}; corpus {corpus.name}, "
           f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}. "
           "Every peer's rows are put in one order (corpus count, ties by word) before "
           f"scoring, so all answer the same analogy questions ({answered} answered).\n\n"
-          + table(rows))
+          + table(rows, seeds))
+    if seeds:
+        md += f"\nMean ± sd over seeds {args.seeds}:\n\n" + summary(rows)
     (out / "peers.md").write_text(md)
     (out / "peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     plot(rows, out / "peers.png")

@@ -58,3 +58,46 @@ def test_peak_rss_is_the_childs_own(tmp_path):
               " text=True, check=True).stdout)")
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True)
     assert 1 < float(out.stdout) < 200
+
+
+def _row(peer, seed, analogy, train_s):
+    return {"peer": peer, "mode": "sg", "seed": seed, "epochs": 5, "train_s": train_s,
+            "e2e_s": train_s + 1, "words_per_sec": 1e6, "peak_rss_mb": 100.0, "vocab": 10,
+            "analogy": analogy, "wordsim": 0.5}
+
+
+def test_summary_is_mean_and_sd_per_peer_over_seeds():
+    rows = [_row("a", 1, 0.20, 10.0), _row("b", 1, 0.30, 20.0), _row("a", 2, 0.24, 14.0),
+            _row("b", 2, 0.30, 20.0), {"peer": "a", "mode": "sg", "seed": 3, "epochs": 5,
+                                       "error": "boom"}]
+    lines = cp.summary(rows).splitlines()[2:]
+    assert len(lines) == 2  # failed runs are left out of the means
+    a = [c.strip() for c in lines[0].split("|")[1:-1]]
+    assert a[:3] == ["a", "sg", "2"]
+    assert a[3] == "12.0 ± 2.8"  # train s: mean 12, sample sd 2.83
+    assert a[6] == "22.00 ± 2.83"  # analogy in points
+    b = [c.strip() for c in lines[1].split("|")[1:-1]]
+    assert b[6] == "30.00 ± 0.00"
+
+
+def test_table_has_a_seed_column_only_with_several_seeds():
+    row = _row("a", 7, 0.2, 10.0)
+    one, several = cp.table([row]).splitlines(), cp.table([row], seeds=True).splitlines()
+    assert "seed" not in one[0] and "| seed |" in several[0]
+    assert several[2].startswith("| a | sg | 7 | 5 |")
+    assert one[1].count("---") == 10 and several[1].count("---") == 11
+
+
+def test_w2v_jax_child_trains_with_the_seed_it_is_given(tmp_path):
+    corpus = tmp_path / "c.txt"
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    corpus.write_text(" ".join(rng.choice(words, 3000)) + "\n")
+    out = {}
+    for name, seed in [("s1", 1), ("s2", 2), ("s1b", 1)]:
+        path = tmp_path / f"{name}.bin"
+        res = cp.run_w2v_jax(str(corpus), "sg", 1, str(path), "alias", seed=seed)
+        assert res["config"]["seed"] == seed
+        out[name] = KeyedVectors.load_word2vec_format(str(path), binary=True).vectors
+    np.testing.assert_array_equal(out["s1"], out["s1b"])
+    assert not np.allclose(out["s1"], out["s2"])
