@@ -7,6 +7,13 @@ then one evaluator (``w2v_jax.evaluate``) scores every peer's saved vectors.
     python benchmarks/compare_peers.py                      # bench corpus, SG and CBOW, 5 epochs
     python benchmarks/compare_peers.py --epochs 1 --modes sg --peers w2v-jax gensim-file
     python benchmarks/compare_peers.py --peers gensim-file-1w   # corpus_file, one worker
+    python benchmarks/compare_peers.py --modes sg --peers w2v-jax gensim-file --seeds 1 2 3
+    python benchmarks/compare_peers.py --merge A/peers.json B/peers.json --out C
+
+A single run's analogy score moves by ±0.5–1 point with the seed, for gensim as for
+w2v-jax; ``--seeds`` runs every peer once per seed (a round of peers per seed) and adds
+a mean ± sd table; ``--merge`` puts saved runs (e.g. seeds run at different times) into
+one table and plot.
 
 Writes ``benchmarks/out/peers.{md,json,png}`` and prints the table. Columns: train
 seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
@@ -274,7 +281,7 @@ def table(rows: list[dict], seeds: bool = False) -> str:
 
 
 def summary(rows: list[dict]) -> str:
-    """Mean ± sample sd over seeds of each (peer, mode), for runs with several seeds.
+    """Mean ± sample sd over the runs of each (peer, mode) (several seeds, or repeats).
 
     Single runs of one trainer vary by about ±0.5 analogy points from seed to seed (its
     sub-sampling, windows and negatives), so a gap of that size needs several seeds.
@@ -345,7 +352,11 @@ def main() -> None:
                    help="run every peer once per seed (each round of peers one after "
                    "another) and add a mean ± sd table")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    p.add_argument("--merge", nargs="+", metavar="PEERS_JSON",
+                   help="train nothing: write one table and plot from these saved runs")
     args = p.parse_args()
+    if args.merge:
+        return merge_main(args.merge, Path(args.out))
 
     corpus = Path(args.corpus)
     if not corpus.is_file():
@@ -361,7 +372,7 @@ def main() -> None:
             shutil.copyfileobj(f, g, 1 << 24)
 
     rows = []
-    seeds = len(args.seeds) > 1
+    seeds = len(args.seeds) > 1  # a seed column in the progress lines
     order = rank_order(str(corpus))
     try:
         for mode, seed, peer in itertools.product(args.modes, args.seeds, args.peers):
@@ -397,18 +408,40 @@ def main() -> None:
             f"{os.cpu_count()} cores, {platform.processor() or platform.platform()}",
             "corpus": str(corpus), "hyper": HYPER, "alpha": ALPHA, "epochs": args.epochs,
             "seeds": args.seeds}
+    print(write_results(rows, meta, out))
+
+
+def write_results(rows: list[dict], meta: dict, out: Path) -> str:
+    """Writes ``out``/peers.{md,json,png} and returns the markdown."""
+    seeds = sorted({r.get("seed", 1) for r in rows})
     answered = sorted({r["analogy_answered"] for r in rows if "error" not in r})
-    md = (f"Measured {meta['date']} on {meta['machine']}; corpus {corpus.name}, "
-          f"{args.epochs} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}. "
+    md = (f"Measured {meta['date']} on {meta['machine']}; corpus {Path(meta['corpus']).name}, "
+          f"{meta['epochs']} epochs, {HYPER}, alpha SG {ALPHA['sg']} / CBOW {ALPHA['cbow']}. "
           "Every peer's rows are put in one order (corpus count, ties by word) before "
           f"scoring, so all answer the same analogy questions ({answered} answered).\n\n"
-          + table(rows, seeds))
-    if seeds:
-        md += f"\nMean ± sd over seeds {args.seeds}:\n\n" + summary(rows)
+          + table(rows, len(seeds) > 1))
+    runs = [(r["peer"], r["mode"]) for r in rows if "error" not in r]
+    if len(set(runs)) < len(runs):  # some peer ran more than once
+        md += f"\nMean ± sd over the runs of each peer (seeds {seeds}):\n\n" + summary(rows)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "peers.md").write_text(md)
     (out / "peers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     plot(rows, out / "peers.png")
-    print(md)
+    return md
+
+
+def merge_main(paths: list[str], out: Path) -> None:
+    """Re-renders the tables and plot of several saved runs (``peers.json``) as one, e.g.
+    seeds run at different times; rows keep their own seeds, and the date lists every
+    run's."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    meta = dict(runs[0]["meta"])
+    if len({(r["meta"]["corpus"], r["meta"]["epochs"]) for r in runs}) > 1:
+        sys.exit("compare_peers: --merge needs runs of one corpus and number of epochs")
+    meta["date"] = ", ".join(r["meta"]["date"] for r in runs)
+    meta["seeds"] = sorted({r.get("seed", 1) for run in runs for r in run["rows"]})
+    rows = [{"seed": 1} | r for run in runs for r in run["rows"]]  # older runs: seed 1
+    print(write_results(rows, meta, out))
 
 
 if __name__ == "__main__":

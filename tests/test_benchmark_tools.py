@@ -101,3 +101,22 @@ def test_w2v_jax_child_trains_with_the_seed_it_is_given(tmp_path):
         out[name] = KeyedVectors.load_word2vec_format(str(path), binary=True).vectors
     np.testing.assert_array_equal(out["s1"], out["s1b"])
     assert not np.allclose(out["s1"], out["s2"])
+
+
+def test_merge_puts_runs_of_different_seeds_in_one_summary(tmp_path):
+    import json
+
+    meta = {"date": "d", "machine": "m", "corpus": "/x/c.txt.gz", "epochs": 5}
+    first = [_row("a", 1, 0.20, 10.0) | {"analogy_answered": 9}]
+    older = [{k: v for k, v in _row("a", 2, 0.24, 14.0).items() if k != "seed"}
+             | {"analogy_answered": 9}]  # a run from before seeds were recorded: seed 1
+    paths = []
+    for i, rows in enumerate([first, older]):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps({"meta": dict(meta, date=f"d{i}"), "rows": rows}))
+    cp.merge_main([str(p) for p in paths], tmp_path / "out")
+    md = (tmp_path / "out" / "peers.md").read_text()
+    assert "Measured d0, d1" in md and "| a | sg | 2 | 12.0 ± 2.8 |" in md  # 2 runs
+    assert (tmp_path / "out" / "peers.png").stat().st_size > 0
+    merged = json.loads((tmp_path / "out" / "peers.json").read_text())
+    assert [r["seed"] for r in merged["rows"]] == [1, 1]

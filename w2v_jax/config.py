@@ -73,8 +73,8 @@ class Config:
         gensim's ``corpus_file`` threads each read their own part of the file, side by
         side, in the same way). 1 reads the corpus in order, as do corpora under two
         pieces (fewer lanes where there are fewer than L pieces). On the bench corpus, 5
-        epochs of SG at L = 8 scored 23.4% analogy against 22.2% in order (mean of 5
-        seeds each, better on every seed); CBOW about the same or better (README,
+        epochs of SG at L = 8 scored 23.2% analogy against 22.2% in order (mean of 5
+        seeds each, better on 4 of them); CBOW about the same or better (README,
         *Reading order*).
       objective: "ns" (negative sampling, O(K+1) output rows per pair), "softmax"
         (the vanilla full softmax, O(V) per pair) or "hs" (hierarchical softmax over a
