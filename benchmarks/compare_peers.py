@@ -280,10 +280,19 @@ def table(rows: list[dict], seeds: bool = False) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def by_peer(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """The successful runs of each (peer, mode), in the order they first appear."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["peer"], r["mode"]), []).append(r)
+    return groups
+
+
 def summary(rows: list[dict]) -> str:
     """Mean ± sample sd over the runs of each (peer, mode) (several seeds, or repeats).
 
-    Single runs of one trainer vary by about ±0.5 analogy points from seed to seed (its
+    Single runs of one trainer vary by ±0.5–1 analogy point from seed to seed (its
     sub-sampling, windows and negatives), so a gap of that size needs several seeds.
     """
     import numpy as np
@@ -293,12 +302,8 @@ def summary(rows: list[dict]) -> str:
             ("wordsim", "WordSim-353", 1, 3)]
     head = ("| peer | mode | runs | " + " | ".join(k[1] for k in keys) + " |\n|"
             + "---|" * (3 + len(keys)) + "\n")
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        if "error" not in r:
-            groups.setdefault((r["peer"], r["mode"]), []).append(r)
     lines = []
-    for (peer, mode), rs in groups.items():
+    for (peer, mode), rs in by_peer(rows).items():
         cells = []
         for key, _, scale, digits in keys:
             x = np.asarray([r[key] for r in rs], np.float64) * scale
@@ -317,10 +322,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        if "error" not in r:
-            groups.setdefault((r["peer"], r["mode"]), []).append(r)
+    groups = by_peer(rows)
     labels = [f"{peer}\n{mode}" for peer, mode in groups]
     colors = ["tab:blue" if peer.startswith("w2v-jax") else "tab:gray" for peer, _ in groups]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -420,8 +422,7 @@ def write_results(rows: list[dict], meta: dict, out: Path) -> str:
           "Every peer's rows are put in one order (corpus count, ties by word) before "
           f"scoring, so all answer the same analogy questions ({answered} answered).\n\n"
           + table(rows, len(seeds) > 1))
-    runs = [(r["peer"], r["mode"]) for r in rows if "error" not in r]
-    if len(set(runs)) < len(runs):  # some peer ran more than once
+    if any(len(rs) > 1 for rs in by_peer(rows).values()):  # some peer ran more than once
         md += f"\nMean ± sd over the runs of each peer (seeds {seeds}):\n\n" + summary(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "peers.md").write_text(md)
