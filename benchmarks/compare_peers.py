@@ -435,7 +435,15 @@ def merge_main(paths: list[str], out: Path) -> None:
     """Re-renders the tables and plot of several saved runs (``peers.json``) as one, e.g.
     seeds run at different times; rows keep their own seeds, and the date lists every
     run's."""
-    runs = [json.loads(Path(p).read_text()) for p in paths]
+    runs = []
+    for p in paths:
+        try:
+            run = json.loads(Path(p).read_text())
+            run["meta"]["corpus"], run["rows"]  # noqa: B018 (the keys a run must have)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit(f"compare_peers: cannot merge {p}: not a peers.json this script wrote "
+                     f"({type(e).__name__}: {e})")
+        runs.append(run)
     meta = dict(runs[0]["meta"])
     if len({(r["meta"]["corpus"], r["meta"]["epochs"]) for r in runs}) > 1:
         sys.exit("compare_peers: --merge needs runs of one corpus and number of epochs")

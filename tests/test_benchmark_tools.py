@@ -120,3 +120,15 @@ def test_merge_puts_runs_of_different_seeds_in_one_summary(tmp_path):
     assert (tmp_path / "out" / "peers.png").stat().st_size > 0
     merged = json.loads((tmp_path / "out" / "peers.json").read_text())
     assert [r["seed"] for r in merged["rows"]] == [1, 1]
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"rows": []}'])
+def test_merge_refuses_what_is_not_a_saved_run_in_one_line(tmp_path, content):
+    path = tmp_path / "peers.json"
+    if content is not None:
+        path.write_text(content)
+    out = subprocess.run([sys.executable, str(_PATH), "--merge", str(path), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert out.stderr.strip().startswith("compare_peers: cannot merge") and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
