@@ -314,7 +314,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Bars per (peer, mode): the mean over seeds, with ± sd whiskers where there are
+    """Bars per (peer, mode): the mean over its runs, with ± sd whiskers where there are
     several."""
     import matplotlib
 
@@ -337,7 +337,7 @@ def plot(rows: list[dict], path: Path) -> None:
     epochs = rows[0]["epochs"] if rows else "?"
     runs = max((len(rs) for rs in groups.values()), default=1)
     fig.suptitle(f"w2v-jax vs peers, {epochs} epochs, same corpus and hyper-parameters"
-                 + (f" (mean ± sd of {runs} seeds)" if runs > 1 else ""))
+                 + (f" (mean ± sd of {runs} runs)" if runs > 1 else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
