@@ -47,9 +47,10 @@ class Config:
       batch_size: C, consecutive centres per SGD step (SG: all their pairs, about
         C·(window+1); CBOW: C windows). Gradients within a step are summed. None: 64
         for SG, 512 for CBOW. SG lost most of its accuracy at 512, and 64 measured about
-        0.45 analogy points above 128 (3 seeds) for ~30% more time per centre; CBOW at
-        512 needs the row-term cap, which is on for it by default, and ran ~20% faster
-        per window than at 256 with the same accuracy.
+        0.45 analogy points above 128 (3 seeds) for ~30% more time per centre (read in
+        order; read in lanes, 32 scored as 64 over 5 seeds, for ~25% more time); CBOW
+        at 512 needs the row-term cap, which is on for it by default, and ran ~20%
+        faster per window than at 256 with the same accuracy (1024 lost 2 points).
       shared_negatives: S, centres of a step that share one draw of negatives
         (HogBatch); they lie C/S centres apart, so their windows do not overlap. CBOW
         draws K per group of S windows; SG M per group of S centres (``sg_negatives``
