@@ -103,8 +103,10 @@ def corpus_file_schedule(workers: int):
 def run_w2v_jax(corpus: str, mode: str, epochs: int, out: str, sampler: str, seed: int = 1,
                 tuned: bool = False, schedule_workers: int | None = None) -> dict:
     from w2v_jax.cli import tune_xla_cpu
+    from w2v_jax.heap import return_large_buffers
 
     tune_xla_cpu()  # as the CLI does, before JAX starts
+    return_large_buffers()  # as the CLI does, before the corpus is read
     import numpy as np
 
     from w2v_jax import Config, KeyedVectors, load_corpus, train

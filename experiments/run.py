@@ -19,6 +19,7 @@ from pathlib import Path
 
 from w2v_jax.cli import tune_xla_cpu
 from w2v_jax.errors import Interrupted, W2VError
+from w2v_jax.heap import return_large_buffers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
     tune_xla_cpu()
+    return_large_buffers()
     try:
         if args.out and len(args.configs) > 1:
             raise W2VError("--out names one experiment's directory; give one CONFIG with it")

@@ -266,3 +266,55 @@ def test_cli_tunes_xla_only_when_unset(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.11.0")
     tune_xla_cpu()
     assert "XLA_FLAGS" not in os.environ  # unknown versions get no flags
+
+
+def test_the_step_is_compiled_once_before_the_tables_exist(topic_corpus, caplog, monkeypatch):
+    # compile_ahead compiles run_steps from shapes alone, so that the compiler's transient
+    # memory does not add to the tables'; the first real call must then find the program
+    # in jit's cache rather than compile it a second time.
+    import importlib
+    import logging
+
+    module = importlib.import_module("w2v_jax.train")
+    vocab, corpus = load_corpus(topic_corpus, min_count=1)
+    cfg = Config(**{**SMALL, "vector_size": 10}, epochs=2)  # shapes no other test compiles
+
+    def compiles():
+        return sum("XLA compilation of jit(run_steps)" in r.getMessage() for r in caplog.records)
+
+    seen_at_init = []
+    real_init = module.init_state
+    monkeypatch.setattr(module, "init_state",
+                        lambda *a: seen_at_init.append(compiles()) or real_init(*a))
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        state = train(cfg, vocab, corpus)
+    assert seen_at_init == [1]  # compiled before the tables were made
+    assert compiles() == 1
+    assert int(state.step) > cfg.steps_per_call  # more than one call ran
+
+
+def test_large_freed_buffers_go_back_to_the_os():
+    import ctypes
+    import ctypes.util
+
+    from w2v_jax.heap import return_large_buffers
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc ≥ 2.33 (mallinfo2)")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    p = libc.malloc(16 << 20)
+    libc.free(p)  # by default this raises glibc's mmap threshold to 16 MiB
+    return_large_buffers()
+    before = libc.mallinfo2().hblks
+    q = libc.malloc(1 << 20)
+    mapped = libc.mallinfo2().hblks - before
+    libc.free(q)
+    assert mapped == 1  # its own mapping: unmapped, not kept, when freed

@@ -382,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tune_xla_cpu()
     enable_compilation_cache()
+    from w2v_jax.heap import return_large_buffers
+
+    return_large_buffers()  # before the corpus is read: its temporaries go back too
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad flag already reported in one line

@@ -22,8 +22,6 @@ block, and a ``Checkpointer`` saves the state between calls (``w2v_jax.checkpoin
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import json
 import queue
@@ -41,6 +39,7 @@ from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
 from w2v_jax.checkpoint import Checkpointer, Position
 from w2v_jax.errors import Interrupted, W2VError
+from w2v_jax.heap import release_free_heap, return_large_buffers
 from w2v_jax.huffman import build_huffman
 from w2v_jax.vocab import Vocab
 
@@ -640,23 +639,6 @@ def epoch_blocks(chunks: EpochStream | Iterable[EpochStream], cfg: Config, epoch
         b += 1
 
 
-def release_free_heap() -> None:
-    """Hands the heap pages malloc holds free back to the OS (glibc's ``malloc_trim``;
-    a no-op with other C libraries).
-
-    XLA's compiler allocates ~100–200 MB on the compiling thread's arena and frees it
-    when done, but glibc keeps those pages; trimmed after the first call, SG's resident
-    memory for the rest of training fell by ~180 MB (564 → 383 MB, bench corpus).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is not None:
-        trim(0)
-
-
 def _prefetch(it: Iterator, depth: int = 3) -> Iterator:
     """Runs an iterator in a background thread, ``depth`` items ahead."""
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -732,14 +714,20 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     own contiguous shard of the corpus, and all advance call by call in lockstep.
     """
     corpus.check_trainable()
+    return_large_buffers()
+    release_free_heap()  # what reading the corpus left, before the compile
     cfg = config
+    aux = objective_aux(cfg, vocab)
+    single = cfg.devices == 1 and jax.process_count() == 1
+    if single:
+        compile_ahead(cfg, len(vocab), aux,
+                      jax.random.key(cfg.seed) if state is None else state.key)
     if state is None:
         state = init_state(jax.random.key(cfg.seed), len(vocab), cfg.vector_size,
                            cfg.init_scale)
-    aux = objective_aux(cfg, vocab)
     keep = vocab.keep_probabilities(cfg.sample)
     processes, lo, hi, devices, parallel = 1, 0, corpus.ids.size, None, None
-    if cfg.devices > 1 or jax.process_count() > 1:
+    if not single:
         from w2v_jax import parallel as dp
 
         parallel = dp.make_parallel(cfg, len(vocab))
@@ -828,7 +816,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         return flags if processes == 1 else dp.any_process(*flags)
 
     position = start
-    release_free_heap()  # what building the vocabulary and tables left, before the compile
+    release_free_heap()  # what making the tables left
     checkpointing, first_save = agreed(checkpointer is not None,
                                        checkpointer is not None and checkpointer.last_step is None)
     if first_save:
@@ -866,13 +854,34 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     return on_host(state)
 
 
-def _empty_block(cfg: Config, devices: int, epoch: int) -> dict[str, np.ndarray]:
-    """A block with no centres (every reach 0): a call that changes nothing."""
+def _empty_block(cfg: Config, devices: int | None, epoch: int) -> dict[str, np.ndarray]:
+    """A block with no centres (every reach 0): a call that changes nothing. Its arrays
+    have a device axis after the step axis unless ``devices`` is None."""
     c, w, t = cfg.centres_per_step, cfg.window, cfg.steps_per_call
-    return {"tok": np.zeros((t, devices, c + 2 * w), np.int32),
-            "sent": np.full((t, devices, c + 2 * w), -1, np.int32),
-            "reach": np.zeros((t, devices, c), np.int32),
-            "lr": learning_rate(cfg, epoch, np.ones((t, devices), np.float32))}
+    lead = (t,) if devices is None else (t, devices)
+    return {"tok": np.zeros((*lead, c + 2 * w), np.int32),
+            "sent": np.full((*lead, c + 2 * w), -1, np.int32),
+            "reach": np.zeros((*lead, c), np.int32),
+            "lr": learning_rate(cfg, epoch, np.ones(lead, np.float32))}
+
+
+def compile_ahead(cfg: Config, vocab_size: int, aux: Any, key: jax.Array) -> None:
+    """Compiles :func:`run_steps` for ``cfg`` before the tables and the first block exist.
+
+    XLA's compiler holds ~80–100 MB while it works (a CBOW step, bench corpus); done
+    first, that transient sits on the loaded corpus alone rather than on the tables and
+    the host's first chunk as well, so the run's peak memory is lower. The later call
+    with arrays of these shapes finds the program in ``jit``'s cache.
+
+    Args:
+      key: the PRNG key the state will hold (only its type is used).
+    """
+    table = jax.ShapeDtypeStruct((vocab_size, cfg.vector_size), jnp.float32)
+    state = TrainState(table, table, jax.ShapeDtypeStruct((), jnp.int32), key)
+    block = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+             for k, v in _empty_block(cfg, None, 0).items()}
+    run_steps.lower(state, aux, block, cfg=cfg).compile()
+    release_free_heap()
 
 
 class MetricsWriter:
