@@ -80,7 +80,7 @@ def epoch_stream(ids: np.ndarray, sent: np.ndarray, keep_prob: np.ndarray, windo
                        progress=((base + kept) / max(total, 1)).astype(np.float32))
 
 
-CHUNK_TOKENS = 1 << 20  # corpus tokens sub-sampled at a time: bounds the host's memory
+CHUNK_TOKENS = 1 << 18  # corpus tokens sub-sampled at a time: bounds the host's memory
 PIECE_TOKENS = 8192  # corpus tokens a lane contributes before the next lane's turn
 
 
