@@ -103,3 +103,25 @@ def test_sentence_ids_of_any_range_with_empty_sentences():
         got = corpus.sentence_ids(a, b)
         assert got.dtype == np.int32
         np.testing.assert_array_equal(got, every[a:b])
+
+
+def test_blocks_and_lines_in_any_alignment_give_the_same_corpus(tmp_path, monkeypatch):
+    # load_corpus maps the tokens block by block; lines (and their dropped rare words)
+    # straddle blocks wherever the cut falls, and each line's kept length must not care.
+    import w2v_jax.corpus as corpus_mod
+
+    rng = np.random.default_rng(0)
+    lines = [" ".join(f"w{int(rng.zipf(1.5)) % 300}" for _ in range(rng.integers(0, 40)))
+             for _ in range(400)]
+    p = tmp_path / "c.txt"
+    p.write_text("\n".join(lines) + "\n")
+    vocab, whole = load_corpus(p, min_count=3)
+    index = vocab.index()
+    assert whole.ids.tolist() == [index[w] for line in lines for w in line.split() if w in index]
+    kept = [sum(w in index for w in line.split()) for line in lines]
+    assert whole.sentence_lengths.tolist() == [k for k in kept if k]
+    for block in (7, 64, 1000):
+        monkeypatch.setattr(corpus_mod, "_BLOCK", block)
+        _, cut = load_corpus(p, min_count=3)
+        np.testing.assert_array_equal(cut.ids, whole.ids)
+        np.testing.assert_array_equal(cut.sentence_lengths, whole.sentence_lengths)

@@ -124,6 +124,37 @@ def _decode(b: bytes, path: Path, offset: int) -> str:
         ) from None
 
 
+def _scan_parts(path: Path) -> tuple[list[str], np.ndarray, list[np.ndarray], np.ndarray]:
+    """:func:`scan`, with the tokens left as one i32 array per read block (in order)."""
+    index: dict[str, int] = {}
+    setdefault = index.setdefault
+    parts: list[np.ndarray] = []
+    lengths: list[int] = []
+    line_len = 0
+    for text in _blocks(path):
+        words: list[str] = []
+        for i, line in enumerate(text.split("\n")):
+            if i > 0:  # a newline ended the previous line
+                if line_len:
+                    lengths.append(line_len)
+                line_len = 0
+            line_words = line.split()
+            words += line_words
+            line_len += len(line_words)
+        if words:  # one array a block: a numpy object per line cost ~100 bytes each
+            parts.append(np.fromiter((setdefault(w, len(index)) for w in words),
+                                     dtype=np.int32, count=len(words)))
+    if line_len:
+        lengths.append(line_len)
+    if not index:
+        raise W2VError(f"corpus {path} has no words (empty or whitespace only); "
+                       "pass a text file with words separated by spaces")
+    counts = np.zeros(len(index), np.int64)
+    for part in parts:
+        counts += np.bincount(part, minlength=len(index))
+    return list(index), counts, parts, np.asarray(lengths, dtype=np.int64)
+
+
 def scan(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """One pass over a text file.
 
@@ -132,32 +163,8 @@ def scan(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, np
       appearance, i64[T] their counts, i32[n] every token as an index into ``types``,
       and i64[S] the number of tokens on each non-empty line.
     """
-    path = Path(path)
-    index: dict[str, int] = {}
-    setdefault = index.setdefault
-    parts: list[np.ndarray] = []
-    lengths: list[int] = []
-    line_len = 0
-    for text in _blocks(path):
-        lines = text.split("\n")
-        for i, line in enumerate(lines):
-            if i > 0:  # a newline ended the previous line
-                if line_len:
-                    lengths.append(line_len)
-                line_len = 0
-            words = line.split()
-            if words:
-                parts.append(np.fromiter((setdefault(w, len(index)) for w in words),
-                                         dtype=np.int32, count=len(words)))
-                line_len += len(words)
-    if line_len:
-        lengths.append(line_len)
-    if not index:
-        raise W2VError(f"corpus {path} has no words (empty or whitespace only); "
-                       "pass a text file with words separated by spaces")
-    tokens = np.concatenate(parts)
-    counts = np.bincount(tokens, minlength=len(index)).astype(np.int64)
-    return list(index), counts, tokens, np.asarray(lengths, dtype=np.int64)
+    types, counts, parts, lengths = _scan_parts(Path(path))
+    return types, counts, np.concatenate(parts), lengths
 
 
 def load_corpus(path: str | os.PathLike, min_count: int = 5,
@@ -166,15 +173,34 @@ def load_corpus(path: str | os.PathLike, min_count: int = 5,
 
     Out-of-vocabulary tokens are dropped before windows are formed (as in word2vec C
     and gensim), so a window spans the words around a dropped one.
+
+    Memory: the file's tokens as int32 (4 bytes a word) and the distinct words; each
+    block of tokens is mapped to vocabulary ids and freed in turn, into an array sized
+    from the counts, so no second corpus-sized array is alive at once.
     """
-    types, counts, tokens, lengths = scan(path)
+    types, counts, parts, lengths = _scan_parts(Path(path))
     vocab, remap = build_vocab(types, counts, min_count, max_vocab_size)
-    raw_words = int(tokens.size)
-    tokens = remap[tokens]  # in place of the type ids: one int32 array alive, not three
-    keep = tokens >= 0
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    kept_lengths = np.add.reduceat(keep, starts, dtype=np.int64)  # in-vocabulary per line
-    corpus = Corpus(ids=tokens[keep], sentence_lengths=kept_lengths[kept_lengths > 0],
+    del types
+    raw_words = int(counts.sum())
+    ids = np.empty(int(counts[remap >= 0].sum()), np.int32)
+    starts = np.cumsum(lengths) - lengths  # each line's first token, in the file's tokens
+    kept_before = np.empty(lengths.size, np.int64)  # in-vocabulary tokens before each line
+    parts.reverse()  # popped from the end, first block first
+    line = kept = seen = 0
+    while parts:
+        part = remap[parts.pop()]
+        keep = part >= 0
+        # The lines that start in this block: kept tokens before them.
+        end = int(np.searchsorted(starts, seen + part.size))
+        at = starts[line:end] - seen
+        kept_in = np.concatenate([[0], np.cumsum(keep)])
+        kept_before[line:end] = kept + kept_in[at]
+        line = end
+        part = part[keep]
+        ids[kept:kept + part.size] = part
+        kept, seen = kept + part.size, seen + keep.size
+    kept_lengths = np.diff(np.append(kept_before, kept))
+    corpus = Corpus(ids=ids, sentence_lengths=kept_lengths[kept_lengths > 0],
                     raw_words=raw_words)
     corpus.check_trainable()
     return vocab, corpus
