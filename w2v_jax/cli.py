@@ -357,10 +357,10 @@ def enable_compilation_cache() -> None:
     turns it off.
 
     A run whose step was compiled before (same config shapes, vocabulary size, JAX and
-    device) loads it instead: on the bench corpus, one SG epoch took 9–12 s against
-    13–14 s and peaked at 360–390 MB against 460–490 MB (two tries each, 2026-11-26), the
-    compiler's transient memory being most of the difference. Programs that compile in
-    under 0.3 s are not kept.
+    device) loads it instead: on the bench corpus, one SG epoch took 14.8–16.6 s against
+    17.3–18.3 s end to end and peaked at 361 MB against 391–410 MB (two tries each,
+    2026-11-26), the compiler's transient memory. Programs that compile in under 0.3 s
+    are not kept.
     """
     import os
 
