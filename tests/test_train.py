@@ -297,7 +297,7 @@ def test_large_freed_buffers_go_back_to_the_os():
     import ctypes
     import ctypes.util
 
-    from w2v_jax.heap import return_large_buffers
+    from w2v_jax.heap import MMAP_THRESHOLD, return_large_buffers
 
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     if not hasattr(libc, "mallinfo2"):
@@ -310,11 +310,16 @@ def test_large_freed_buffers_go_back_to_the_os():
 
     libc.mallinfo2.restype = MallInfo2
     libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-    p = libc.malloc(16 << 20)
-    libc.free(p)  # by default this raises glibc's mmap threshold to 16 MiB
+    p = libc.malloc(32 << 20)
+    libc.free(p)  # by default this raises glibc's mmap threshold to 32 MiB
     return_large_buffers()
-    before = libc.mallinfo2().hblks
-    q = libc.malloc(1 << 20)
-    mapped = libc.mallinfo2().hblks - before
-    libc.free(q)
-    assert mapped == 1  # its own mapping: unmapped, not kept, when freed
+
+    def mappings_for(size):
+        before = libc.mallinfo2().hblks
+        q = libc.malloc(size)
+        mapped = libc.mallinfo2().hblks - before
+        libc.free(q)
+        return mapped
+
+    assert mappings_for(MMAP_THRESHOLD * 2) == 1  # its own mapping: unmapped when freed
+    assert mappings_for(MMAP_THRESHOLD // 4) == 0  # a chunk-sized array reuses the heap

@@ -36,18 +36,25 @@ def release_free_heap() -> None:
         trim(0)
 
 
+MMAP_THRESHOLD = 4 << 20  # bytes: a buffer this large gets its own mapping
+
+
 def return_large_buffers() -> None:
-    """Makes glibc give every buffer of 128 KiB or more back to the OS when it is freed
-    (``mallopt(M_MMAP_THRESHOLD, 128 KiB)``; a no-op with other C libraries).
+    """Makes glibc give every buffer of ``MMAP_THRESHOLD`` (4 MiB) or more back to the OS
+    when it is freed (``mallopt(M_MMAP_THRESHOLD, 4 MiB)``; a no-op with other C libraries).
 
     By default glibc raises that threshold each time such a buffer is freed, up to
     32 MiB, and later buffers up to that size come from the heap, whose freed pages it
-    keeps. The host thread frees a chunk's arrays (MBs each) every chunk, so a CBOW
-    epoch on the bench corpus held ~70 MB more at its end than after its first call
-    (223 → 294 MB anonymous); with the threshold fixed, 223 → 233 MB, and the device
-    step was as fast (24 alternating timings in one process, 2026-11-26). Process-wide
-    and idempotent: the CLI sets it at start and :func:`train` when it begins.
+    keeps. The host thread frees a chunk's arrays every chunk, so a CBOW epoch on the
+    bench corpus held ~70 MB more at its end than after its first call (223 → 294 MB
+    anonymous). Why 4 MiB and not lower: a chunk's arrays (256k tokens, up to 2 MiB each)
+    then come from the heap and reuse the pages the last chunk freed. At 128 KiB each was
+    a fresh mapping whose pages the kernel zeroed again, and the host's epoch pipeline
+    ran 4× slower (0.13 → 0.53 s an epoch, bench corpus), which bounded an H100 at large
+    steps (CBOW C = 4096: 17.4M against 28.1M words/s). The CBOW race peaked at 386 MB
+    against 378 at 128 KiB (2026-11-26). Process-wide and idempotent: the CLI sets it at
+    start and :func:`train` when it begins.
     """
     mallopt = _glibc("mallopt")
     if mallopt is not None:
-        mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD (glibc's malloc.h)
+        mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (glibc's malloc.h)
