@@ -190,13 +190,16 @@ class Config:
         return cls(**d)
 
 
-# Measured on an H200 and an H100 (benchmarks/accelerator.py, bench corpus, 5 epochs; the
-# speed-ups are the H200's, the H100's were larger: 10.6× and 1.5×). A GPU step is
-# bound by kernel launches at the CPU's C, so a larger C with the row-term cap trains
-# much faster for a little accuracy. The defaults stay the same on every backend (one
-# config, one computation); the CLI suggests these where they pay.
-GPU_SETTINGS = {1: ("--batch-size 1024 --max-row-terms 20", "~8×", "0.25"),
-                0: ("--batch-size 4096", "~1.5×", "0.2–0.4")}
+# Measured on an H200 and an H100 (benchmarks/accelerator.py, bench corpus, 5 epochs,
+# 2026-11-26). SG at C = 1024 with cap 20 against C = 64: 8.1× (H200) to 10.8× (H100),
+# from 0.25 points lower to 0.3 higher. CBOW at C = 4096 against 512: 1.5× (H200, in
+# corpus order, −0.2) to 2.1–2.5× (H100, 8 lanes, −0.9). A GPU step is bound by kernel
+# launches at the CPU's C, so a larger C with the row-term cap trains much faster for
+# little accuracy. The defaults stay the same on every backend (one config, one
+# computation); the CLI suggests these where they pay.
+GPU_SETTINGS = {1: ("--batch-size 1024 --max-row-terms 20",
+                    "8–11× faster, its analogy accuracy within 0.3 points"),
+                0: ("--batch-size 4096", "1.5–2.5× faster for 0.2–0.9 analogy points")}
 
 
 def accelerator_hint(config: Config, platform: str) -> str | None:
@@ -204,10 +207,9 @@ def accelerator_hint(config: Config, platform: str) -> str | None:
     (not a GPU, not negative sampling, or ``batch_size`` chosen by the user)."""
     if platform != "gpu" or config.objective != "ns" or config.batch_size is not None:
         return None
-    flags, speed, points = GPU_SETTINGS[config.sg]
+    flags, effect = GPU_SETTINGS[config.sg]
     mode = "skip-gram" if config.sg else "CBOW"
-    return (f"note: on a GPU, {flags} trains {mode} {speed} faster for about {points} analogy "
-            "points (README: GPU and TPU)")
+    return f"note: on a GPU, {flags} trains {mode} {effect} (README: GPU and TPU)"
 
 
 def _type_ok(value: Any, kind: type) -> bool:
