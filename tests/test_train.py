@@ -293,11 +293,29 @@ def test_the_step_is_compiled_once_before_the_tables_exist(topic_corpus, caplog,
     assert int(state.step) > cfg.steps_per_call  # more than one call ran
 
 
+def test_train_sets_the_heap_for_its_backend(topic_corpus, monkeypatch):
+    # Off the CPU the host's epoch pipeline bounds a large step; its chunk arrays must
+    # then reuse the heap (w2v_jax.heap): the threshold follows the backend.
+    import importlib
+
+    from w2v_jax.heap import ACCELERATOR_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD
+
+    module = importlib.import_module("w2v_jax.train")
+    thresholds = []
+    monkeypatch.setattr(module, "return_large_buffers", thresholds.append)
+    vocab, corpus = load_corpus(topic_corpus, min_count=1)
+    cfg = Config(**SMALL, epochs=1)
+    train(cfg, vocab, corpus)
+    monkeypatch.setattr(module.jax, "default_backend", lambda: "gpu")
+    train(cfg, vocab, corpus)  # still on the CPU: only the backend's name is asked
+    assert thresholds == [CPU_MMAP_THRESHOLD, ACCELERATOR_MMAP_THRESHOLD]
+
+
 def test_large_freed_buffers_go_back_to_the_os():
     import ctypes
     import ctypes.util
 
-    from w2v_jax.heap import MMAP_THRESHOLD, return_large_buffers
+    from w2v_jax.heap import ACCELERATOR_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD, return_large_buffers
 
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     if not hasattr(libc, "mallinfo2"):
@@ -312,7 +330,6 @@ def test_large_freed_buffers_go_back_to_the_os():
     libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
     p = libc.malloc(32 << 20)
     libc.free(p)  # by default this raises glibc's mmap threshold to 32 MiB
-    return_large_buffers()
 
     def mappings_for(size):
         before = libc.mallinfo2().hblks
@@ -321,5 +338,13 @@ def test_large_freed_buffers_go_back_to_the_os():
         libc.free(q)
         return mapped
 
-    assert mappings_for(MMAP_THRESHOLD * 2) == 1  # its own mapping: unmapped when freed
-    assert mappings_for(MMAP_THRESHOLD // 4) == 0  # a chunk-sized array reuses the heap
+    chunk_array = 1 << 20  # one of the host's chunk arrays
+    assert CPU_MMAP_THRESHOLD <= chunk_array < ACCELERATOR_MMAP_THRESHOLD
+    return_large_buffers()  # the CPU's, as the CLI sets it
+    assert mappings_for(chunk_array) == 1  # its own mapping: unmapped, not kept, when freed
+    return_large_buffers(ACCELERATOR_MMAP_THRESHOLD)
+    try:
+        assert mappings_for(chunk_array) == 0  # from the heap, reused: the fast host path
+        assert mappings_for(2 * ACCELERATOR_MMAP_THRESHOLD) == 1
+    finally:
+        return_large_buffers()

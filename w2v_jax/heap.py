@@ -36,25 +36,34 @@ def release_free_heap() -> None:
         trim(0)
 
 
-MMAP_THRESHOLD = 4 << 20  # bytes: a buffer this large gets its own mapping
+# Bytes from which a buffer gets its own mapping, unmapped when freed. On a CPU the
+# trainer's host thread has a core to itself and memory is what counts; on an
+# accelerator the host's epoch pipeline is what the device waits on at large steps.
+CPU_MMAP_THRESHOLD = 128 << 10
+ACCELERATOR_MMAP_THRESHOLD = 4 << 20
 
 
-def return_large_buffers() -> None:
-    """Makes glibc give every buffer of ``MMAP_THRESHOLD`` (4 MiB) or more back to the OS
-    when it is freed (``mallopt(M_MMAP_THRESHOLD, 4 MiB)``; a no-op with other C libraries).
+def return_large_buffers(threshold: int = CPU_MMAP_THRESHOLD) -> None:
+    """Makes glibc give every buffer of ``threshold`` bytes or more back to the OS when it
+    is freed (``mallopt(M_MMAP_THRESHOLD, threshold)``; a no-op with other C libraries).
 
     By default glibc raises that threshold each time such a buffer is freed, up to
     32 MiB, and later buffers up to that size come from the heap, whose freed pages it
     keeps. The host thread frees a chunk's arrays every chunk, so a CBOW epoch on the
     bench corpus held ~70 MB more at its end than after its first call (223 → 294 MB
-    anonymous). Why 4 MiB and not lower: a chunk's arrays (256k tokens, up to 2 MiB each)
-    then come from the heap and reuse the pages the last chunk freed. At 128 KiB each was
-    a fresh mapping whose pages the kernel zeroed again, and the host's epoch pipeline
-    ran 4× slower (0.13 → 0.53 s an epoch, bench corpus), which bounded an H100 at large
-    steps (CBOW C = 4096: 17.4M against 28.1M words/s). The CBOW race peaked at 386 MB
-    against 378 at 128 KiB (2026-11-26). Process-wide and idempotent: the CLI sets it at
-    start and :func:`train` when it begins.
+    anonymous); with the threshold fixed at 128 KiB, 223 → 233 MB, and the device step
+    was as fast (24 alternating timings in one process, 2026-11-26).
+
+    The cost is the host's time: each of a chunk's arrays (256k tokens, up to 2 MiB) is
+    then a fresh mapping whose pages the kernel zeroes again, and the epoch pipeline ran
+    4× slower (0.13 → 0.53 s an epoch, bench corpus). On a CPU that is hidden (the step
+    takes ~6 s an epoch on the other core). On an H100 it halved throughput at large
+    steps (CBOW C = 4096: 17.4M against 34–40M words/s), so :func:`w2v_jax.train.train`
+    raises the threshold to ``ACCELERATOR_MMAP_THRESHOLD`` (4 MiB, above a chunk's arrays,
+    which then reuse the heap) off the CPU; on the CPU that had cost 11–26 MB of peak
+    (CBOW race 378 → 389 MB, memory benchmark 312 → 338 MB). Process-wide; the CLI sets
+    the CPU value at start, before the corpus is read.
     """
     mallopt = _glibc("mallopt")
     if mallopt is not None:
-        mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (glibc's malloc.h)
+        mallopt(-3, threshold)  # M_MMAP_THRESHOLD (glibc's malloc.h)
