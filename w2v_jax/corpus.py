@@ -8,10 +8,12 @@ ones. The result is compact: one int32 per token, plus the sentence lengths.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import gzip
 import importlib.resources
+import itertools
 import os
 import zlib
 from pathlib import Path
@@ -126,8 +128,11 @@ def _decode(b: bytes, path: Path, offset: int) -> str:
 
 def _scan_parts(path: Path) -> tuple[list[str], np.ndarray, list[np.ndarray], np.ndarray]:
     """:func:`scan`, with the tokens left as one i32 array per read block (in order)."""
-    index: dict[str, int] = {}
-    setdefault = index.setdefault
+    # word → id, a new word getting the next id when first looked up: one C-level dict
+    # lookup per token (the whole scan took ~20% less CPU than with a generator calling
+    # setdefault per token: bench corpus, 2026-11-27).
+    index: dict[str, int] = collections.defaultdict(itertools.count().__next__)
+    lookup = index.__getitem__
     parts: list[np.ndarray] = []
     lengths: list[int] = []
     line_len = 0
@@ -142,8 +147,7 @@ def _scan_parts(path: Path) -> tuple[list[str], np.ndarray, list[np.ndarray], np
             words += line_words
             line_len += len(line_words)
         if words:  # one array a block: a numpy object per line cost ~100 bytes each
-            parts.append(np.fromiter((setdefault(w, len(index)) for w in words),
-                                     dtype=np.int32, count=len(words)))
+            parts.append(np.fromiter(map(lookup, words), dtype=np.int32, count=len(words)))
     if line_len:
         lengths.append(line_len)
     if not index:

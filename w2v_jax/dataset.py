@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import glob
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -219,7 +220,7 @@ def _ids_batch(texts: list, lowercase: bool, index: dict[str, int]) -> dict:
     get = index.get
     parts, lengths, raw = [], [], 0
     for text in texts:
-        ids = np.fromiter((get(w, -1) for w in _words(text, lowercase)), dtype=np.int32)
+        ids = np.fromiter(map(get, _words(text, lowercase), itertools.repeat(-1)), dtype=np.int32)
         raw += ids.size
         ids = ids[ids >= 0]
         if ids.size:
