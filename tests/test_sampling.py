@@ -80,3 +80,15 @@ def test_single_word_vocabulary():
     for kind in KINDS:
         x = sampling.draw(kind, sampling.build(kind, np.array([1.0])), jax.random.key(0), (10,))
         np.testing.assert_array_equal(x, 0)
+
+
+@pytest.mark.parametrize("kind", ["alias", "cdf"])
+def test_no_word_gets_the_leftover_bit_patterns(kind):
+    """2³² is not a multiple of V: the ~V patterns left over from an even split must not
+    pile onto one word. The alias sampler once sent them all to the last column, the
+    rarest word's: at this V it drew that word ~256× as often as any other."""
+    v = 2**20 + 1
+    table = sampling.build(kind, np.full(v, 1.0 / v))
+    draws = np.asarray(sampling.draw(kind, table, jax.random.key(0), (2**22,)))
+    counts = np.bincount(draws, minlength=v)
+    assert counts.max() < 40, (counts.argmax(), counts.max())  # each ~Poisson(4)
