@@ -116,3 +116,17 @@ def test_flax_embedding_layers_hold_the_vectors(run):
     np.testing.assert_array_equal(np.asarray(layer(ids)), kv.vectors[np.asarray(ids)])
     out = linen.Embed(len(kv), kv.vector_size).apply(linen_params(kv), ids)
     np.testing.assert_array_equal(np.asarray(out), kv.vectors[np.asarray(ids)])
+
+
+def test_export_refuses_w_out_of_a_hierarchical_softmax_run(tmp_path, capsys):
+    """Its W_out rows are Huffman nodes; written under word names they meant nothing."""
+    from conftest import planted_topics_text
+
+    (tmp_path / "c.txt").write_text(planted_topics_text())
+    assert main(["train", "--corpus", str(tmp_path / "c.txt"), "--out", str(tmp_path / "r"),
+                 "--objective", "hs", *FLAGS]) == 0
+    for which in ("out", "sum"):
+        assert main(["export", str(tmp_path / "r"), str(tmp_path / "o.bin"), "--which", which]) == 2
+        assert "hierarchical softmax" in capsys.readouterr().err
+    assert not (tmp_path / "o.bin").exists()
+    assert main(["export", str(tmp_path / "r"), str(tmp_path / "i.bin")]) == 0

@@ -44,6 +44,9 @@ def run_vectors(run_dir: str | os.PathLike, which: str = "in") -> KeyedVectors:
     if restored is None:
         raise W2VError(f"{run} has no checkpoint, so its W_out was not kept (trained with "
                        "--no-checkpoints?); only --which in can be exported")
+    if which != "in" and restored.meta.get("config", {}).get("objective") == "hs":
+        raise W2VError(f"{run} was trained with hierarchical softmax: its W_out rows are the "
+                       "Huffman tree's inner nodes, not words; only --which in can be exported")
     words = restored.meta["vocab"]["words"]
     table = {"in": restored.w_in, "out": restored.w_out, "sum": restored.w_in + restored.w_out}
     return KeyedVectors(words, table[which])

@@ -9,6 +9,7 @@ a header line ``V d``, then per word ``word v1 ... vd`` (text) or
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax.errors import W2VError
+
+_SEPARATORS = re.compile("[ \t\n\r]")
 
 
 class KeyedVectors:
@@ -65,9 +68,10 @@ class KeyedVectors:
     def similarity(self, w1: str, w2: str) -> float:
         """Cosine similarity of two words."""
         u = self.unit_vectors()
-        return float(u[self.index(w1)] @ u[self.index(w2)])
+        return float(jnp.dot(u[self.index(w1)], u[self.index(w2)],
+                             precision=jax.lax.Precision.HIGHEST))
 
-    def most_similar(self, positive: Sequence[str] | str = (), negative: Sequence[str] = (),
+    def most_similar(self, positive: Sequence[str] | str = (), negative: Sequence[str] | str = (),
                      topn: int = 10) -> list[tuple[str, float]]:
         """Nearest words by cosine to mean(positive) − mean(negative), as gensim does.
 
@@ -75,6 +79,8 @@ class KeyedVectors:
         """
         if isinstance(positive, str):
             positive = [positive]
+        if isinstance(negative, str):
+            negative = [negative]
         if not positive and not negative:
             raise W2VError("most_similar needs at least one word")
         u = self.unit_vectors()
@@ -82,7 +88,7 @@ class KeyedVectors:
         weights = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative))
         q = weights @ u[jnp.asarray(ids)]
         q = q / jnp.maximum(jnp.linalg.norm(q), 1e-12)
-        scores = np.array(u @ q)
+        scores = np.array(jnp.matmul(u, q, precision=jax.lax.Precision.HIGHEST))  # no TF32
         scores[ids] = -np.inf
         k = min(topn, len(self) - len(set(ids)))
         top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
@@ -92,7 +98,15 @@ class KeyedVectors:
     # ---------------------------------------------------------------- word2vec format
 
     def save_word2vec_format(self, path: str | os.PathLike, binary: bool = True) -> None:
-        """Writes the word2vec C format, atomically (a temp file renamed into place)."""
+        """Writes the word2vec C format, atomically (a temp file renamed into place).
+
+        Words must be non-empty and free of spaces and line breaks, which the format
+        uses as separators.
+        """
+        bad = next((w for w in self.index_to_key if not w or _SEPARATORS.search(w)), None)
+        if bad is not None:
+            raise W2VError(f"word {bad!r} cannot be written in the word2vec format (it is empty "
+                           "or holds a space or line break); rename it first")
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -108,7 +122,9 @@ class KeyedVectors:
     @classmethod
     def load_word2vec_format(cls, path: str | os.PathLike,
                              binary: bool | None = None) -> "KeyedVectors":
-        """Reads word2vec text or binary vectors; ``binary=None`` guesses from the content."""
+        """Reads word2vec text or binary vectors; ``binary=None`` tries the format the
+        first entry looks like, then the other: a file is accepted only if all its V
+        entries parse and nothing but whitespace follows them."""
         path = Path(path)
         if not path.is_file():
             raise W2VError(f"vectors file {path} does not exist or is not a file")
@@ -120,28 +136,65 @@ class KeyedVectors:
         except Exception:
             raise W2VError(f"{path}: bad header {data[:min(nl, 60)]!r}; expected 'vocab_size vector_size'") from None
         if binary is None:
-            binary = v > 0 and len(data) >= nl + 1 + v * (d * 4 + 2) and _looks_binary(data, nl + 1, d)
-        words, rows = [], np.empty((v, d), np.float32)
-        pos = nl + 1
+            first = _looks_binary(data, nl + 1, d)
+            formats = [first, not first]
+        else:
+            formats = [binary]
+        errors = []
+        for fmt in formats:
+            try:
+                words, rows = (_read_binary if fmt else _read_text)(data, nl + 1, v, d)
+                return cls(words, rows)
+            except _Malformed as e:
+                errors.append(f"as {'binary' if fmt else 'text'}: {e}")
+        raise W2VError(f"{path}: truncated or malformed ({'; '.join(errors)}); the file may be "
+                       "incomplete or not match its header")
+
+
+class _Malformed(ValueError):
+    """Where a word2vec file stops parsing in one format."""
+
+
+def _read_binary(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.ndarray]:
+    """V entries ``word<space><d little-endian f32>``, each optionally followed by a newline."""
+    words, rows = [], np.empty((v, d), np.float32)
+    for i in range(v):
+        if data[pos:pos + 1] == b"\n":
+            pos += 1
+        sp = data.find(b" ", pos)
+        word = data[pos:sp]
+        if sp < 0 or not word or any(c in word for c in b"\n\r\t") or sp + 1 + 4 * d > len(data):
+            raise _Malformed(f"entry {i + 1} of {v} is not a word, a space and {d} floats")
         try:
-            for i in range(v):
-                if binary:
-                    sp = data.index(b" ", pos)
-                    words.append(data[pos:sp].decode("utf-8").lstrip("\n"))
-                    rows[i] = np.frombuffer(data, "<f4", d, sp + 1)
-                    pos = sp + 1 + 4 * d
-                else:
-                    end = data.index(b"\n", pos)
-                    parts = data[pos:end].decode("utf-8").rstrip().split(" ")
-                    if len(parts) != d + 1:  # else numpy would broadcast a short row
-                        raise ValueError
-                    words.append(parts[0])
-                    rows[i] = np.asarray(parts[1:], dtype=np.float32)
-                    pos = end + 1
-        except (ValueError, IndexError, UnicodeDecodeError):
-            raise W2VError(f"{path}: truncated or malformed at entry {len(words) + 1} of {v}; "
-                           "the file may be incomplete") from None
-        return cls(words, rows)
+            words.append(word.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _Malformed(f"entry {i + 1} of {v}: its word is not UTF-8") from None
+        rows[i] = np.frombuffer(data, "<f4", d, sp + 1)
+        pos = sp + 1 + 4 * d
+    if data[pos:].strip():
+        raise _Malformed(f"{len(data) - pos} bytes follow the {v} entries of the header")
+    return words, rows
+
+
+def _read_text(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.ndarray]:
+    """V lines ``word v1 … vd`` (the last newline optional)."""
+    words, rows = [], np.empty((v, d), np.float32)
+    for i in range(v):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        try:
+            parts = data[pos:end].decode("utf-8").rstrip().split(" ")
+            if len(parts) != d + 1 or not parts[0]:  # else numpy would broadcast a short row
+                raise ValueError
+            rows[i] = np.asarray(parts[1:], dtype=np.float32)
+        except (ValueError, UnicodeDecodeError):
+            raise _Malformed(f"entry {i + 1} of {v} (line {i + 2}) is not a word and {d} "
+                             "numbers") from None
+        words.append(parts[0])
+        pos = end + 1
+    if data[pos:].strip():
+        raise _Malformed(f"more lines follow the {v} entries of the header")
+    return words, rows
 
 
 def _looks_binary(data: bytes, pos: int, d: int) -> bool:
