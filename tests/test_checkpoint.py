@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_bitwise_reproducibility, planted_topics_text
-from w2v_jax.checkpoint import CHECKPOINTS, RunLock, restore_latest
+from w2v_jax.checkpoint import CHECKPOINTS, CORRUPT, RunLock, checkpoint_steps, restore_latest
 from w2v_jax.cli import main
 from w2v_jax.config import Config
 from w2v_jax.errors import Interrupted, W2VError
@@ -104,6 +104,70 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(corpus, tmp_path):
                 f.write_bytes(f.read_bytes()[:10])
     with pytest.raises(W2VError, match="no usable checkpoint"):
         restore_latest(out / CHECKPOINTS, warn=warnings.append)
+
+
+def test_resume_past_a_corrupt_checkpoint_sets_it_aside_and_saves_again(corpus, tmp_path):
+    """Orbax saves no step at or below the latest it finds: left in place, the corrupt
+    newest checkpoint once made every later save a silent no-op (reported as saved)."""
+    out = tmp_path / "run"
+    ck = CheckpointOptions(every_words=5000, keep=3)
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(60), checkpoints=ck,
+                  log=lambda m: None)
+    steps = checkpoint_steps(out / CHECKPOINTS)
+    for f in (out / CHECKPOINTS / str(steps[0]) / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 64 and "ocdbt.process" in str(f.parent):
+            f.write_bytes(f.read_bytes()[:32] + b"\xff" * (f.stat().st_size - 32))
+    logs = []
+    with pytest.raises(Interrupted) as stopped:  # stop before reaching the corrupt step
+        train_run(out, None, resume=True, checkpoints=ck, should_stop=_stop_after(5),
+                  log=logs.append)
+    assert (out / CORRUPT / str(steps[0])).is_dir()
+    assert any("moved the unusable checkpoint" in m for m in logs)
+    assert stopped.value.step < steps[0]
+    assert checkpoint_steps(out / CHECKPOINTS)[0] == stopped.value.step  # really saved
+    assert restore_latest(out / CHECKPOINTS).step == stopped.value.step
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_input_is_read(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS]) == 0
+    before = (out / "vectors.bin").read_bytes()
+    for bad in (["--corpus", str(tmp_path / "typo.txt")], ["--min-count", "1000000"]):
+        args = ["train", "--corpus", str(corpus), "--out", str(out), *FLAGS, "--overwrite", *bad]
+        assert main(args) == 2
+        assert (out / "vectors.bin").read_bytes() == before
+        assert restore_latest(out / CHECKPOINTS) is not None
+    capsys.readouterr()
+
+
+def test_a_run_stopped_before_any_checkpoint(corpus, tmp_path, capsys):
+    """Its leftovers (metrics, an empty checkpoints/) are neither resumable nor silently
+    mixed with a new run's: --out asks for --overwrite, and --resume says so too."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINTS).mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 0}\n')
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS]) == 2
+    assert "stopped before any checkpoint" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS, "--overwrite"]) == 0
+    assert '{"epoch": 0}' not in (out / "metrics.jsonl").read_text()
+
+
+def test_resume_from_another_directory_with_a_relative_corpus(corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(corpus.parent)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus.name, should_stop=_stop_after(3),
+                  log=lambda m: None)
+    monkeypatch.chdir(tmp_path)
+    train_run(out, None, resume=True, log=lambda m: None)
+    assert (out / "vectors.bin").exists()
+    with pytest.raises(W2VError, match="nothing to resume"):
+        train_run(tmp_path / "no" / "such" / "run", None, resume=True, log=lambda m: None)
+    assert not (tmp_path / "no").exists()
 
 
 def test_second_process_into_the_same_run_refuses(tmp_path, capsys):

@@ -120,6 +120,15 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--sampler", "magic"], "invalid choice: 'magic'"),
     (["--checkpoint-every-words", "0"], "--checkpoint-every-words must be positive"),
     (["--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1"),
+    (["--checkpoint-every-minutes", "nan"], "--checkpoint-every-minutes must be positive"),
+    (["--ns-exponent", "nan"], "ns_exponent must be a finite number"),
+    (["--init-scale", "inf"], "init_scale must be a finite number"),
+    (["--seed", "-1"], "seed must be in 0 .. 2**63 - 1"),
+    (["--seed", str(10**23)], "seed must be in 0 .. 2**63 - 1"),
+    (["--corpus", ""], "--corpus is empty"),
+    (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
+    (["--coordinator", "localhost:1", "--num-processes", "0", "--process-id", "0"],
+     "--num-processes must be at least 1"),
 ])
 def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST, *flags], match)
@@ -135,6 +144,24 @@ def test_config_values_of_the_wrong_type():
         Config.from_dict({"windw": 5})
 
 
+def test_empty_run_paths(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _fails(capsys, ["train", "--out", "", *FAST], "--out is empty")
+    _fails(capsys, ["train", "--resume", "", "--no-progress"], "--resume is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_to_a_path_that_cannot_be_written(tmp_path, capsys):
+    (tmp_path / "c.txt").write_text("a b c d e f a b c d e f\n" * 50)
+    run = tmp_path / "run"
+    assert main(["train", "--corpus", str(tmp_path / "c.txt"), "--out", str(run), *FAST,
+                 "--min-count", "1"]) == 0
+    capsys.readouterr()
+    _fails(capsys, ["export", str(run), str(tmp_path)], "cannot write vectors to")
+    _fails(capsys, ["export", str(run), str(tmp_path / "no" / "v.bin")], "No such file")
+    assert not (tmp_path.parent / (tmp_path.name + ".tmp")).exists()
+
+
 def test_bad_vectors_files(tmp_path, capsys):
     bad_header = tmp_path / "header.txt"
     bad_header.write_text("this is not a header\nking 0.1 0.2\n")
@@ -146,4 +173,11 @@ def test_bad_vectors_files(tmp_path, capsys):
     _fails(capsys, ["similar", str(truncated), "king"], "truncated or malformed")
     _fails(capsys, ["similar", str(truncated), "king"], "entry 2 of 3")
     _fails(capsys, ["similar", str(good), "nobody"], "not in the vocabulary")
+    huge = tmp_path / "huge.txt"  # a header promising 36 TiB: refused before allocating
+    huge.write_text("99999999999 100\nking 0.1\n")
+    _fails(capsys, ["similar", str(huge), "king"], "promises 99,999,999,999 vectors")
+    zeros = tmp_path / "zeros.bin"  # no newline at all: the message stays one short line
+    zeros.write_bytes(bytes(100_000))
+    code = main(["similar", str(zeros), "king"])
+    assert code == 2 and len(capsys.readouterr().err) < 400
     _fails(capsys, ["similar", str(tmp_path / "none.bin"), "king"], "does not exist")

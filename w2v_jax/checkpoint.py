@@ -30,7 +30,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,7 @@ import numpy as np
 from w2v_jax.errors import W2VError
 
 CHECKPOINTS = "checkpoints"
+CORRUPT = "corrupt-checkpoints"  # where a resumed run moves the unusable ones
 LOCK = ".lock"
 
 
@@ -67,6 +68,7 @@ class Restored:
     key_data: np.ndarray  # u32[...] the PRNG key's data
     position: Position
     meta: dict[str, Any]
+    unusable: tuple[int, ...] = ()  # newer steps that failed to read back, skipped
 
     def train_state(self):
         """The :class:`w2v_jax.train.TrainState` to continue from."""
@@ -155,8 +157,12 @@ class Checkpointer:
                     crc32={"w_in": _crc(w_in), "w_out": _crc(w_out)}, saved_at=time.time())
         tree = {"w_in": w_in, "w_out": w_out, "step": np.int64(step), "key": key_data}
         self._mngr.wait_until_finished()  # one save in flight at a time bounds the memory
-        self._mngr.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)))
+        if not self._mngr.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))):
+            # Orbax saves no step at or below its latest one; never report one as saved.
+            raise W2VError(f"checkpoint at step {step} was not saved: {self.directory} holds "
+                           f"step {self._mngr.latest_step()}, which is later; move it away "
+                           "or start over with --overwrite")
         self.last_step = step
         self.saves += 1
         self.blocking_seconds += time.monotonic() - t0
@@ -191,7 +197,7 @@ def restore_latest(directory: str | os.PathLike,
     mngr = _manager(directory)
     try:
         steps = sorted(mngr.all_steps(), reverse=True)
-        for step in steps:
+        for n, step in enumerate(steps):
             try:
                 got = mngr.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
@@ -200,7 +206,7 @@ def restore_latest(directory: str | os.PathLike,
                 if (_crc(w_in), _crc(w_out)) != (meta["crc32"]["w_in"], meta["crc32"]["w_out"]):
                     raise ValueError("the tables do not match their saved checksums")
                 return Restored(step, w_in, w_out, np.asarray(tree["key"]),
-                                Position(**meta["position"]), meta)
+                                Position(**meta["position"]), meta, tuple(steps[:n]))
             except Exception as e:  # noqa: BLE001 - any failure means: try the previous one
                 reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
                 warn(f"checkpoint {directory / str(step)} is unusable ({reason}); "
@@ -211,6 +217,34 @@ def restore_latest(directory: str | os.PathLike,
         return None
     finally:
         mngr.close()
+
+
+def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
+    """The steps of the checkpoints in ``directory`` (its complete Orbax step directories;
+    a killed save's temporary directory is not one), newest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted((int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()),
+                  reverse=True)
+
+
+def set_aside(directory: str | os.PathLike, steps: Sequence[int]) -> Path:
+    """Moves the checkpoints ``steps`` out of ``directory`` into ``CORRUPT`` beside it.
+
+    A resumed run does this with the newer checkpoints that failed to read back: Orbax
+    saves no step at or below the latest one it finds, so left in place they would
+    block every later save. Kept, not deleted, for whoever wants to look at them.
+    """
+    directory = Path(directory)
+    aside = directory.parent / CORRUPT
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+        target = aside / str(step)
+        if target.exists():
+            target = aside / f"{step}.{int(time.time())}"
+        os.replace(directory / str(step), target)
+    return aside
 
 
 class RunLock:
@@ -250,4 +284,5 @@ class RunLock:
         self.release()
 
 
-__all__ = ["CHECKPOINTS", "Checkpointer", "Position", "Restored", "RunLock", "restore_latest"]
+__all__ = ["CHECKPOINTS", "CORRUPT", "Checkpointer", "Position", "Restored", "RunLock",
+           "checkpoint_steps", "restore_latest", "set_aside"]

@@ -157,6 +157,10 @@ def _train(args) -> int:
     from w2v_jax.parallel import initialize_distributed
     from w2v_jax.run import DatasetOptions, train_run
 
+    for flag in ("corpus", "dataset", "out", "resume", "init_vectors", "cache_dir"):
+        value = getattr(args, flag, None)
+        if value is not None and not value.strip():
+            raise W2VError(f"--{flag.replace('_', '-')} is empty; give a path")
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     dataset = None
     if args.dataset is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from w2v_jax.errors import W2VError
@@ -239,6 +240,10 @@ def _validate(c: Config) -> None:
         kind = float if name in ("alpha", "max_row_terms") else int
         need(v is None or _type_ok(v, kind), f"{name} must be a number or None, got {v!r}")
 
+    for name in floats + ("alpha", "max_row_terms"):
+        v = getattr(c, name)
+        need(v is None or math.isfinite(v), f"{name} must be a finite number, got {v!r}")
+    need(0 <= c.seed < 2**63, f"seed must be in 0 .. 2**63 - 1, got {c.seed}")
     for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices",
                  "lanes"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")

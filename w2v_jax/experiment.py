@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from w2v_jax.checkpoint import CHECKPOINTS
+from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path
 from w2v_jax.errors import W2VError
@@ -199,14 +199,15 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
         if (run_dir / SCORES).exists():
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
-        resume = (run_dir / CHECKPOINTS).is_dir() and any((run_dir / CHECKPOINTS).iterdir())
+        resume = bool(checkpoint_steps(run_dir / CHECKPOINTS))
         log(f"[{i}/{len(specs)}] {spec.name}: {'resuming' if resume else 'training'} "
             f"({spec.config.objective}, {'SG' if spec.config.sg else 'CBOW'})")
         (run_dir / FAILED).unlink(missing_ok=True)
         try:
             if not (run_dir / "vectors.bin").exists():
                 train_run(run_dir, None if resume else spec.config, None if resume else corpus,
-                          resume=resume, eval_each_epoch=exp.eval_each_epoch,
+                          resume=resume, overwrite=not resume,  # a run killed before
+                          eval_each_epoch=exp.eval_each_epoch,  # its first checkpoint restarts
                           on_progress=on_progress, should_stop=should_stop, log=log)
         except W2VError as e:  # e.g. divergence: record it, go on with the other runs
             log(f"[{i}/{len(specs)}] {spec.name}: failed: {e}")

@@ -244,15 +244,21 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     env = os.environ
     coordinator = coordinator or env.get("W2V_JAX_COORDINATOR")
     if coordinator is None:
+        if num_processes is not None or process_id is not None:
+            raise W2VError("--num-processes and --process-id need --coordinator HOST:PORT (or "
+                           "W2V_JAX_COORDINATOR); without it training is one process")
         return
     if coordinator == "auto":
         jax.distributed.initialize()
         return
-    num_processes = num_processes or _env_int("W2V_JAX_NUM_PROCESSES")
+    if num_processes is None:
+        num_processes = _env_int("W2V_JAX_NUM_PROCESSES")
     process_id = process_id if process_id is not None else _env_int("W2V_JAX_PROCESS_ID")
     if num_processes is None or process_id is None:
         raise W2VError("a multi-process run needs --num-processes and --process-id (or "
                        "W2V_JAX_NUM_PROCESSES and W2V_JAX_PROCESS_ID) with --coordinator")
+    if num_processes < 1:
+        raise W2VError(f"--num-processes must be at least 1, got {num_processes}")
     if not 0 <= process_id < num_processes:
         raise W2VError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
     jax.distributed.initialize(coordinator, num_processes, process_id)

@@ -31,7 +31,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from w2v_jax.checkpoint import CHECKPOINTS, Checkpointer, Position, RunLock, restore_latest
+from w2v_jax.checkpoint import (CHECKPOINTS, Checkpointer, Position, RunLock, checkpoint_steps,
+                                restore_latest, set_aside)
 from w2v_jax.config import Config, accelerator_hint
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
@@ -63,7 +64,7 @@ class CheckpointOptions:
             raise W2VError(f"--keep-checkpoints must be at least 1, got {self.keep}")
         for name, v in (("--checkpoint-every-words", self.every_words),
                         ("--checkpoint-every-minutes", self.every_minutes)):
-            if v is not None and v <= 0:
+            if v is not None and not v > 0:  # NaN too
                 raise W2VError(f"{name} must be positive, got {v}")
 
 
@@ -111,24 +112,42 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def _clear_or_refuse(out: Path, overwrite: bool) -> None:
-    """A new run must not mix with an old one: refuse, or (``overwrite``) remove it.
-
-    The vectors go first, so an interrupted clean-up never leaves a run that looks finished.
-    """
+def _refuse_old_run(out: Path, overwrite: bool) -> bool:
+    """A new run must not mix with an old one: without ``overwrite``, refuses a directory
+    that holds one (finished, resumable, or stopped before its first checkpoint).
+    Returns whether there is an old run to clear (:func:`_clear_old_run`)."""
     finished = (out / VECTORS).exists()
-    unfinished = not finished and (out / CHECKPOINTS).exists()
-    if not (finished or unfinished):
-        return
+    resumable = not finished and bool(checkpoint_steps(out / CHECKPOINTS))
+    leftovers = any((out / name).exists() for name in (VOCAB, CONFIG, METRICS, CHECKPOINTS))
     if not overwrite:
         if finished:
             raise W2VError(f"{out} already holds a finished run ({VECTORS}); "
                            "choose another --out or pass --overwrite")
-        raise W2VError(f"{out} holds an unfinished run's checkpoints; continue it with "
-                       f"--resume {out} or start over with --overwrite")
+        if resumable:
+            raise W2VError(f"{out} holds an unfinished run's checkpoints; continue it with "
+                           f"--resume {out} or start over with --overwrite")
+        if leftovers:
+            raise W2VError(f"{out} holds the files of a run that stopped before any checkpoint "
+                           "(nothing to resume); start over with --overwrite or choose "
+                           "another --out")
+    return finished or resumable or leftovers
+
+
+def _clear_old_run(out: Path) -> None:
+    """Removes an old run's files. The vectors go first, so an interrupted clean-up never
+    leaves a run that looks finished."""
     for name in (VECTORS, VOCAB, CONFIG, METRICS):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
+def _same_source(a: str, b: str) -> bool:
+    """Whether two corpus paths (or ``dataset:`` sources) name the same thing."""
+    if a == b:
+        return True
+    if a.startswith("dataset:") or b.startswith("dataset:"):
+        return False
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def save_run(out_dir: str | os.PathLike, config: Config, vocab: Vocab, wv: KeyedVectors,
@@ -210,14 +229,17 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
     # forked would risk a deadlock in them.)
     multi = jax.distributed.is_initialized() and jax.process_count() > 1
     primary = not multi or jax.process_index() == 0
+    if resume and not Path(out_dir).is_dir():
+        raise W2VError(f"nothing to resume: {out_dir} is not a run directory; start a new "
+                       "run with --out")
     out = prepare_out_dir(out_dir) if primary else Path(out_dir)
     with RunLock(out) if primary else contextlib.nullcontext():
-        restored = None
+        restored, old_run = None, False
         if resume:
             restored = restore_latest(out / CHECKPOINTS, warn=lambda m: log(f"w2v-jax: warning: {m}"))
             if restored is None:
-                raise W2VError(f"nothing to resume in {out}: it has no checkpoints; "
-                               "start a new run with --out")
+                raise W2VError(f"nothing to resume in {out}: it has no checkpoints; start over "
+                               f"with --out {out} --overwrite, or a new --out")
             # A checkpoint saved before Config.lanes existed trained in corpus order.
             saved = Config.from_dict({"lanes": 1} | restored.meta["config"])
             asked = (config.to_dict() if config is not None else {}) | (resume_expect or {})
@@ -228,7 +250,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                                "from it: drop them or start a new run")
             config = saved
             saved_corpus = restored.meta["corpus"]
-            if corpus_path is not None and str(corpus_path) != saved_corpus:
+            if corpus_path is not None and not _same_source(str(corpus_path), saved_corpus):
                 raise W2VError(f"--resume continues on the checkpoint's corpus {saved_corpus}, "
                                f"not {corpus_path}")
             corpus_path = saved_corpus
@@ -238,10 +260,14 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 log(f"{out} has already finished; nothing to resume")
                 return {"event": "done", "already_finished": True}
         elif primary:
-            _clear_or_refuse(out, overwrite)
+            old_run = _refuse_old_run(out, overwrite)  # before any work; cleared after checks
         config = config or Config()
         if dataset is not None:
+            if restored is None and Path(dataset.source).exists():  # resumable from anywhere
+                dataset = dataclasses.replace(dataset, source=str(Path(dataset.source).resolve()))
             corpus_path = f"dataset:{dataset.source}"
+        elif corpus_path is not None and restored is None:
+            corpus_path = Path(corpus_path).resolve()
         corpus_path = corpus_path or embedded_corpus_path()
 
         t0 = time.perf_counter()
@@ -265,6 +291,12 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 f"{start.words:,} words done)")
         elif init_vectors is not None:
             state = initial_vectors(init_vectors, vocab, config, log)
+        if restored is not None and restored.unusable and primary:
+            aside = set_aside(out / CHECKPOINTS, restored.unusable)
+            log(f"w2v-jax: warning: moved the unusable checkpoint(s) "
+                f"{', '.join(map(str, restored.unusable))} to {aside}, so that new ones can be saved")
+        if restored is None and primary and old_run:
+            _clear_old_run(out)  # --overwrite, now that the new run's input has been read
 
         metrics = MetricsWriter(out / METRICS if primary else os.devnull)
         checkpointer = None

@@ -8,6 +8,7 @@ a header line ``V d``, then per word ``word v1 ... vd`` (text) or
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -109,15 +110,21 @@ class KeyedVectors:
                            "or holds a space or line break); rename it first")
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(f"{len(self)} {self.vector_size}\n".encode())
-            vecs = self.vectors.astype("<f4")
-            for w, v in zip(self.index_to_key, vecs):
-                if binary:
-                    f.write(w.encode("utf-8") + b" " + v.tobytes() + b"\n")
-                else:
-                    f.write((w + " " + " ".join(f"{x:.9g}" for x in v) + "\n").encode("utf-8"))
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(f"{len(self)} {self.vector_size}\n".encode())
+                vecs = self.vectors.astype("<f4")
+                for w, v in zip(self.index_to_key, vecs):
+                    if binary:
+                        f.write(w.encode("utf-8") + b" " + v.tobytes() + b"\n")
+                    else:
+                        f.write((w + " " + " ".join(f"{x:.9g}" for x in v) + "\n").encode())
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise W2VError(f"cannot write vectors to {path}: {e.strerror or e}; choose another "
+                           "path") from None
 
     @classmethod
     def load_word2vec_format(cls, path: str | os.PathLike,
@@ -131,10 +138,15 @@ class KeyedVectors:
         data = path.read_bytes()
         nl = data.find(b"\n")
         try:
-            v, d = (int(x) for x in data[:nl].split())
+            v, d = (int(x) for x in data[:max(nl, 0)].split())
             assert v >= 0 and d > 0
         except Exception:
-            raise W2VError(f"{path}: bad header {data[:min(nl, 60)]!r}; expected 'vocab_size vector_size'") from None
+            head = data[:nl if 0 <= nl < 60 else 60]
+            raise W2VError(f"{path}: bad header {head!r}; expected 'vocab_size vector_size'") from None
+        if v * (2 * d + 2) - 1 > len(data) - nl - 1:  # before allocating V·d floats: no entry
+            # is shorter than a 1-byte word and d one-digit numbers, space-separated
+            raise W2VError(f"{path}: its header promises {v:,} vectors of {d} but the file has "
+                           f"only {len(data):,} bytes; the file is truncated or the header wrong")
         if binary is None:
             first = _looks_binary(data, nl + 1, d)
             formats = [first, not first]
