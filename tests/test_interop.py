@@ -130,3 +130,10 @@ def test_export_refuses_w_out_of_a_hierarchical_softmax_run(tmp_path, capsys):
         assert "hierarchical softmax" in capsys.readouterr().err
     assert not (tmp_path / "o.bin").exists()
     assert main(["export", str(tmp_path / "r"), str(tmp_path / "i.bin")]) == 0
+
+
+def test_export_refuses_to_overwrite_the_runs_own_vectors(run, capsys):
+    before = (run / "vectors.bin").read_bytes()
+    assert main(["export", str(run), str(run / "vectors.bin"), "--which", "out"]) == 2
+    assert "the run's own vectors file" in capsys.readouterr().err
+    assert (run / "vectors.bin").read_bytes() == before

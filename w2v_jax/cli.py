@@ -52,7 +52,8 @@ _TRAIN_FLAGS = [
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train word vectors",
-                       description="Train skip-gram or CBOW with negative sampling.")
+                       description="Train skip-gram or CBOW with negative sampling, full softmax or "
+                       "hierarchical softmax (--objective).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
                      "default: the embedded KJV corpus")

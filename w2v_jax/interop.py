@@ -55,6 +55,8 @@ def run_vectors(run_dir: str | os.PathLike, which: str = "in") -> KeyedVectors:
 def export(run_dir: str | os.PathLike, path: str | os.PathLike, which: str = "in",
            binary: bool = True) -> KeyedVectors:
     """Writes a run's vectors (see :func:`run_vectors`) as a word2vec text or binary file."""
+    if Path(path).resolve() == (Path(run_dir) / "vectors.bin").resolve():
+        raise W2VError(f"{path} is the run's own vectors file; export to another path")
     kv = run_vectors(run_dir, which)
     kv.save_word2vec_format(path, binary=binary)
     return kv
