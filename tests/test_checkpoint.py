@@ -71,6 +71,8 @@ def test_unfinished_run_needs_resume_or_overwrite(corpus, tmp_path):
         train_run(out, Config(**HYPER), corpus, log=lambda m: None)
     with pytest.raises(W2VError, match="--epochs 5 differ"):
         train_run(out, None, resume=True, resume_expect={"epochs": 5}, log=lambda m: None)
+    with pytest.raises(W2VError, match="--alpha 0.03 differ"):
+        train_run(out, None, resume=True, resume_expect={"alpha": 0.03}, log=lambda m: None)
     with pytest.raises(W2VError, match="nothing to resume"):
         train_run(tmp_path / "empty", None, resume=True, log=lambda m: None)
     # The corpus changed under the checkpoint: refuse rather than train on other data.
@@ -154,6 +156,16 @@ def test_a_run_stopped_before_any_checkpoint(corpus, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS, "--overwrite"]) == 0
     assert '{"epoch": 0}' not in (out / "metrics.jsonl").read_text()
+
+
+def test_resume_accepts_flags_equal_to_the_defaults_in_effect(corpus, tmp_path):
+    """The run took SG's default alpha (None → 0.025): ``--alpha 0.025`` asks for the same."""
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(3), log=lambda m: None)
+    summary = train_run(out, None, resume=True, resume_expect={"alpha": 0.025},
+                        log=lambda m: None)
+    assert summary["resumed_from"] is not None
 
 
 def test_resume_from_another_directory_with_a_relative_corpus(corpus, tmp_path, monkeypatch):

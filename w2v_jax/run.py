@@ -141,6 +141,24 @@ def _clear_old_run(out: Path) -> None:
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
 
+# Fields whose None stands for a default that the config resolves (``Config`` properties).
+_RESOLVED = {"alpha": "learning_rate", "batch_size": "centres_per_step",
+             "shared_negatives": "negatives_shared_by"}
+
+
+def _same_in_effect(config: Config, field: str, value: Any) -> bool:
+    """Whether setting ``field`` to ``value`` leaves ``config`` training the same way: an
+    explicit ``--alpha 0.025`` resumes a run that took SG's default 0.025."""
+    prop = _RESOLVED.get(field)
+    if prop is None:
+        return False
+    try:
+        other = dataclasses.replace(config, **{field: value})
+    except W2VError:
+        return False
+    return getattr(other, prop) == getattr(config, prop)
+
+
 def _same_source(a: str, b: str) -> bool:
     """Whether two corpus paths (or ``dataset:`` sources) name the same thing."""
     if a == b:
@@ -243,7 +261,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             # A checkpoint saved before Config.lanes existed trained in corpus order.
             saved = Config.from_dict({"lanes": 1} | restored.meta["config"])
             asked = (config.to_dict() if config is not None else {}) | (resume_expect or {})
-            diff = {k: v for k, v in asked.items() if saved.to_dict()[k] != v}
+            diff = {k: v for k, v in asked.items()
+                    if saved.to_dict()[k] != v and not _same_in_effect(saved, k, v)}
             if diff:
                 flags = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in diff.items())
                 raise W2VError(f"--resume continues the checkpoint's config; {flags} differ(s) "
