@@ -182,6 +182,26 @@ def test_resume_from_another_directory_with_a_relative_corpus(corpus, tmp_path, 
     assert not (tmp_path / "no").exists()
 
 
+def test_all_corrupt_checkpoints_give_one_line_each_and_no_traceback(corpus, tmp_path):
+    """A failed Orbax restore leaves its other reads running; their errors came out as
+    asyncio tracebacks between the warnings (7 tries in 11)."""
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(40),
+                  checkpoints=CheckpointOptions(every_words=5000, keep=3), log=lambda m: None)
+    for f in (out / CHECKPOINTS).glob("*/state/ocdbt.process_0/d/*"):
+        f.write_bytes(f.read_bytes()[:10])
+    code = "from w2v_jax.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", "import sys; " + code, "export", str(out),
+                            str(tmp_path / "e.bin"), "--which", "out"],
+                           capture_output=True, text=True, timeout=120)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2, r.stderr
+        assert len(lines) == 4 and "Traceback" not in r.stderr, r.stderr
+        assert all("is unusable" in x for x in lines[:3]) and "no usable checkpoint" in lines[3]
+
+
 def test_second_process_into_the_same_run_refuses(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -22,11 +22,14 @@ checkpoint as the latest usable one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
+import gc
 import os
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -181,6 +184,41 @@ def _warn_stderr(msg: str) -> None:
     print(f"w2v-jax: warning: {msg}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _quiet_if_it_fails():
+    """Holds back what is written to stderr (the file descriptor) inside the block, and
+    drops it if the block raises: the restore of a corrupt checkpoint leaves Orbax's other
+    reads running, and their errors come out as asyncio tracebacks ("Task exception was
+    never retrieved", "Event loop is closed") that the one-line warning already covers.
+    A restore that succeeds passes on whatever it wrote."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold back
+        yield
+        return
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        gc.collect()  # the abandoned reads' tasks, and their complaints, now
+        time.sleep(0.05)
+        raise
+    finally:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if not failed and sys.stderr is not None:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+        held.close()
+
+
 def restore_latest(directory: str | os.PathLike,
                    warn: Callable[[str], None] = _warn_stderr) -> Restored | None:
     """The newest checkpoint in ``directory`` that reads back intact, or None if there is none.
@@ -199,8 +237,9 @@ def restore_latest(directory: str | os.PathLike,
         steps = sorted(mngr.all_steps(), reverse=True)
         for n, step in enumerate(steps):
             try:
-                got = mngr.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+                with _quiet_if_it_fails():
+                    got = mngr.restore(step, args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
                 tree, meta = got["state"], got["meta"]
                 w_in, w_out = np.asarray(tree["w_in"]), np.asarray(tree["w_out"])
                 if (_crc(w_in), _crc(w_out)) != (meta["crc32"]["w_in"], meta["crc32"]["w_out"]):
