@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs_bitwise_reproducibility
 from w2v_jax import Config
 from w2v_jax.vectors import KeyedVectors
 
@@ -88,6 +89,7 @@ def test_table_has_a_seed_column_only_with_several_seeds():
     assert one[1].count("---") == 10 and several[1].count("---") == 11
 
 
+@needs_bitwise_reproducibility
 def test_w2v_jax_child_trains_with_the_seed_it_is_given(tmp_path):
     corpus = tmp_path / "c.txt"
     rng = np.random.default_rng(0)
