@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax.errors import W2VError
-from w2v_jax.vectors import KeyedVectors
+from w2v_jax.vectors import ONE_SHOT_COMPILE, KeyedVectors
 
 Question = tuple[str, str, str, str]
 Sections = list[tuple[str, list[Question]]]
@@ -123,7 +123,7 @@ def _canonical_rows(words: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
     return lookup, canon
 
 
-@partial(jax.jit, static_argnames=("method", "eps"))
+@partial(jax.jit, static_argnames=("method", "eps"), compiler_options=ONE_SHOT_COMPILE)
 def _answer_batch(unit: jax.Array, canon: jax.Array, abc: jax.Array, method: str,
                   eps: float) -> jax.Array:
     """Best answer row for each question of a batch.
