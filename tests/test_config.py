@@ -9,6 +9,7 @@ from w2v_jax.errors import W2VError
 @pytest.mark.parametrize("field, value, match", [
     ("vector_size", 0, "vector_size must be a positive"),
     ("window", -1, "window must be a positive"),
+    ("window", 257, "window must be at most 256"),
     ("negative", 0, "negative must be a positive"),
     ("epochs", 0, "epochs must be a positive"),
     ("alpha", 0.0, "alpha must be > 0"),

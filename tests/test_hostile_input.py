@@ -127,12 +127,32 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--seed", str(10**23)], "seed must be in 0 .. 2**63 - 1"),
     (["--corpus", ""], "--corpus is empty"),
     (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
+    (["--window", "257"], "window must be at most 256"),
+    (["--sg", "0", "--sg-negatives", "pair"], "--sg-negatives applies to skip-gram only"),
+    (["--cbow-update", "exact"], "--cbow-update applies to CBOW only"),
     (["--coordinator", "localhost:1", "--num-processes", "0", "--process-id", "0"],
      "--num-processes must be at least 1"),
 ])
 def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST, *flags], match)
     assert not (tmp_path / "run" / "vectors.bin").exists()
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 95.4 GiB for an array with shape (256, 100000010)"),
+    RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85.3GiB.\nmore"),
+])
+def test_running_out_of_memory_is_reported_as_bad_input(tmp_path, capsys, monkeypatch, error):
+    # A step too large for the machine (--batch-size 100000000 on this machine raised the
+    # MemoryError above; a GPU raises XLA's RESOURCE_EXHAUSTED): one line naming the flags.
+    import w2v_jax.run
+
+    def too_large(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(w2v_jax.run, "train_run", too_large)
+    _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST],
+           f"out of memory ({str(error).splitlines()[0]}); lower --batch-size")
 
 
 def test_config_values_of_the_wrong_type():

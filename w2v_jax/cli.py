@@ -171,6 +171,12 @@ def _train(args) -> int:
 
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if not args.resume:  # a resumed run's mode comes from its checkpoint
+        sg = given.get("sg", Config.sg)
+        if sg == 0 and "sg_negatives" in given:
+            raise W2VError("--sg-negatives applies to skip-gram only; drop it or pass --sg 1")
+        if sg == 1 and "cbow_update" in given:
+            raise W2VError("--cbow-update applies to CBOW only; drop it or pass --sg 0")
     if args.resume and args.init_vectors:
         raise W2VError("--init-vectors starts a new run; it cannot be combined with --resume")
     checkpoints = CheckpointOptions(every_words=args.checkpoint_every_words,
@@ -383,6 +389,11 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
 
 
+def _out_of_memory(e: Exception) -> bool:
+    """Whether ``e`` is the host (numpy) or an XLA backend running out of memory."""
+    return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tune_xla_cpu()
@@ -407,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             raise
+        if _out_of_memory(e):  # bad input too: a step or table too large for the machine
+            print(f"w2v-jax: error: out of memory ({str(e).strip().splitlines()[0][:200]}); "
+                  "lower --batch-size, --window, --vector-size or --steps-per-call",
+                  file=sys.stderr)
+            return 2
         print(f"w2v-jax: internal error: {type(e).__name__}: {e} (rerun with --debug for "
               "the traceback)", file=sys.stderr)
         return 1

@@ -20,6 +20,10 @@ OBJECTIVES = ("ns", "softmax", "hs")
 TABLE_MODES = ("replicated", "sharded")
 CBOW_UPDATES = ("word2vec", "exact")
 SG_NEGATIVES = ("centre", "pair")
+# The step is written with one slice per offset (2·window of them, unrolled for speed), so
+# its compile time grows with the window: SG took ~11 s at window 40 and ~55 s at 160 on
+# the 2-core dev machine (2026-11-27); at 100,000 it ran for many minutes without starting.
+MAX_WINDOW = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +251,9 @@ def _validate(c: Config) -> None:
     for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices",
                  "lanes"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
+    need(c.window <= MAX_WINDOW,
+         f"window must be at most {MAX_WINDOW} (the step is compiled with one slice per "
+         f"offset), got {c.window}")
     need(c.init_scale > 0, f"init_scale must be > 0, got {c.init_scale}")
     need(c.min_count >= 1, f"min_count must be >= 1, got {c.min_count}")
     need(c.max_vocab_size is None or c.max_vocab_size > 0,
