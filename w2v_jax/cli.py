@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         if _out_of_memory(e):  # bad input too: a step or table too large for the machine
-            print(f"w2v-jax: error: out of memory ({str(e).strip().splitlines()[0][:200]}); "
+            what = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            print(f"w2v-jax: error: out of memory ({what}); "
                   "lower --batch-size, --window, --vector-size or --steps-per-call",
                   file=sys.stderr)
             return 2
