@@ -124,7 +124,12 @@ def test_compilation_cache_is_kept_and_changes_nothing(tmp_path):
     kept = list(cache.iterdir())
     assert kept, "no compiled program was kept"
     assert train(tmp_path / "b", cache) == first
-    assert sorted(cache.iterdir()) == sorted(kept)  # found, not compiled and kept again
+    # The step was found, not compiled and kept again. (Small programs near the cache's
+    # 0.3 s compile-time floor may be kept by one run and not the other on a loaded
+    # machine: only the step's entries are compared.)
+    steps = lambda: sorted(p.name for p in cache.iterdir() if "run_steps" in p.name)  # noqa: E731
+    assert steps() == sorted(p.name for p in kept if "run_steps" in p.name) and steps()
+    assert set(kept) <= set(cache.iterdir())
     train(tmp_path / "c", 0)
     assert not (tmp_path / "0").exists() and not (tmp_path / "xla" / "0").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "xla"]
