@@ -18,9 +18,11 @@ one table and plot.
 Writes ``benchmarks/out/peers.{md,json,png}`` and prints the table. Columns: train
 seconds (the training call only; w2v-jax's includes its JIT compile), end-to-end
 seconds (read corpus + vocabulary + training + saving word2vec binary), raw words/s
-(epochs × corpus words / train seconds), peak RSS (the child's own VmHWM, ``peak_memory``), vocabulary size, analogy accuracy
-(3CosAdd over the 30k most frequent words, gensim's convention of accuracy over the
-questions answered; every peer's rows in one order, ``rank_order``, so that ties at
+(epochs × corpus words / train seconds), peak RSS (the child's own VmHWM), peak
+anonymous memory (RSS less file-backed pages such as shared libraries' code, sampled
+by the driver; ``peak_memory``), vocabulary size, analogy accuracy (3CosAdd over the
+30k most frequent words, gensim's convention of accuracy over the questions answered;
+every peer's rows in one order, ``rank_order``, so that ties at
 rank 30k cannot give peers different questions), WordSim-353 Spearman.
 
 gensim and fastText are benchmark dependencies only (``pip install gensim fasttext``).
@@ -47,7 +49,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -267,17 +268,18 @@ def evaluate(path: str, order: list[str]) -> dict:
 def table(rows: list[dict], seeds: bool = False) -> str:
     """One markdown row per run; ``seeds`` adds a seed column (runs with several seeds)."""
     head = ("| peer | mode |" + (" seed |" if seeds else "") + " epochs | train s | end-to-end s "
-            "| raw words/s | peak RSS MB | vocab | analogy 3CosAdd | WordSim-353 |\n|"
-            + "---|" * (11 if seeds else 10) + "\n")
+            "| raw words/s | peak RSS MB | peak anon MB | vocab | analogy 3CosAdd | WordSim-353 |\n|"
+            + "---|" * (12 if seeds else 11) + "\n")
     lines = []
     for r in rows:
         first = f"| {r['peer']} | {r['mode']} |" + (f" {r['seed']} |" if seeds else "")
         if "error" in r:
-            lines.append(f"{first} {r['epochs']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"{first} {r['epochs']} | failed: {r['error']} | | | | | | | |")
             continue
+        anon = f"{r['peak_anon_mb']:.0f}" if "peak_anon_mb" in r else "—"  # older runs: —
         lines.append(
             f"{first} {r['epochs']} | {r['train_s']:.1f} | {r['e2e_s']:.1f} "
-            f"| {r['words_per_sec'] / 1e6:.2f}M | {r['peak_rss_mb']:.0f} | {r['vocab']:,} "
+            f"| {r['words_per_sec'] / 1e6:.2f}M | {r['peak_rss_mb']:.0f} | {anon} | {r['vocab']:,} "
             f"| {100 * r['analogy']:.2f}% | {r['wordsim']:.3f} |")
     return head + "\n".join(lines) + "\n"
 
@@ -300,7 +302,8 @@ def summary(rows: list[dict]) -> str:
     import numpy as np
 
     keys = [("train_s", "train s", 1, 1), ("words_per_sec", "raw words/s (M)", 1e-6, 2),
-            ("peak_rss_mb", "peak RSS MB", 1, 0), ("analogy", "analogy 3CosAdd %", 100, 2),
+            ("peak_rss_mb", "peak RSS MB", 1, 0), ("peak_anon_mb", "peak anon MB", 1, 0),
+            ("analogy", "analogy 3CosAdd %", 100, 2),
             ("wordsim", "WordSim-353", 1, 3)]
     head = ("| peer | mode | runs | " + " | ".join(k[1] for k in keys) + " |\n|"
             + "---|" * (3 + len(keys)) + "\n")
@@ -308,6 +311,9 @@ def summary(rows: list[dict]) -> str:
     for (peer, mode), rs in by_peer(rows).items():
         cells = []
         for key, _, scale, digits in keys:
+            if any(key not in r for r in rs):  # older runs lack the memory breakdown
+                cells.append("—")
+                continue
             x = np.asarray([r[key] for r in rs], np.float64) * scale
             sd = f" ± {x.std(ddof=1):.{digits}f}" if x.size > 1 else ""
             cells.append(f"{x.mean():.{digits}f}{sd}")
@@ -375,6 +381,8 @@ def main() -> None:
         with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
             shutil.copyfileobj(f, g, 1 << 24)
 
+    from peak_memory import run_watched  # benchmarks/ is on sys.path: this is a script
+
     rows = []
     seeds = len(args.seeds) > 1  # a seed column in the progress lines
     order = rank_order(str(corpus))
@@ -390,14 +398,14 @@ def main() -> None:
                     "epochs": args.epochs, "out": str(vec), "workers": args.workers,
                     "seed": seed}
             print(f"running {peer} {mode} seed {seed} ...", file=sys.stderr, flush=True)
-            r = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                               capture_output=True, text=True)
+            r, memory = run_watched([sys.executable, __file__, "--child", json.dumps(spec)])
             row = {"peer": peer, "mode": mode, "seed": seed, "epochs": args.epochs}
             line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
             if r.returncode != 0 or not line:
                 row["error"] = (r.stderr.strip().splitlines() or ["?"])[-1][:120]
             else:
                 row.update(json.loads(line[-1][7:]))
+                row.update(memory)
                 words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
                 row["words"] = words
                 row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0

@@ -76,9 +76,9 @@ def test_summary_is_mean_and_sd_per_peer_over_seeds():
     a = [c.strip() for c in lines[0].split("|")[1:-1]]
     assert a[:3] == ["a", "sg", "2"]
     assert a[3] == "12.0 ± 2.8"  # train s: mean 12, sample sd 2.83
-    assert a[6] == "22.00 ± 2.83"  # analogy in points
+    assert a[6] == "—" and a[7] == "22.00 ± 2.83"  # no memory breakdown; analogy in points
     b = [c.strip() for c in lines[1].split("|")[1:-1]]
-    assert b[6] == "30.00 ± 0.00"
+    assert b[7] == "30.00 ± 0.00"
 
 
 def test_table_has_a_seed_column_only_with_several_seeds():
@@ -86,7 +86,7 @@ def test_table_has_a_seed_column_only_with_several_seeds():
     one, several = cp.table([row]).splitlines(), cp.table([row], seeds=True).splitlines()
     assert "seed" not in one[0] and "| seed |" in several[0]
     assert several[2].startswith("| a | sg | 7 | 5 |")
-    assert one[1].count("---") == 10 and several[1].count("---") == 11
+    assert one[1].count("---") == 11 and several[1].count("---") == 12
 
 
 @needs_bitwise_reproducibility
@@ -134,3 +134,25 @@ def test_merge_refuses_what_is_not_a_saved_run_in_one_line(tmp_path, content):
     assert out.returncode != 0
     assert out.stderr.strip().startswith("compare_peers: cannot merge") and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_run_watched_sees_the_childs_anonymous_and_file_memory(monkeypatch):
+    monkeypatch.syspath_prepend(str(_PATH.parent))
+    import peak_memory
+
+    child = ("import time\n"
+             "x = bytearray(300 << 20)\n"
+             "for i in range(0, len(x), 4096): x[i] = 1\n"
+             "time.sleep(0.5); print('done')")
+    r, peaks = peak_memory.run_watched([sys.executable, "-c", child])
+    assert r.returncode == 0 and r.stdout == "done\n"
+    assert 290 < peaks["peak_anon_mb"] < 400
+    assert 0 < peaks["peak_file_mb"] < 100  # the interpreter's own code, not the bytearray
+
+
+def test_table_shows_a_dash_for_runs_without_the_memory_breakdown():
+    old, new = _row("a", 1, 0.2, 10.0), _row("b", 1, 0.3, 20.0) | {"peak_anon_mb": 64.4}
+    lines = cp.table([old, new]).splitlines()
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|")
+    assert "| 100 | — | 10 |" in lines[2] and "| 100 | 64 | 10 |" in lines[3]
+    assert "| — |" in cp.summary([old, new]).splitlines()[2]
