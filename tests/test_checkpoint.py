@@ -316,3 +316,32 @@ def test_resume_mid_epoch_across_corpus_chunks_is_bit_identical(corpus, tmp_path
                   checkpoints=CheckpointOptions(every_words=10_000), log=lambda m: None)
     train_run(out, None, resume=True, log=lambda m: None)
     assert (out / "vectors.bin").read_bytes() == (ref / "vectors.bin").read_bytes()
+
+
+def test_a_resumed_run_keeps_its_clock_and_supersedes_what_it_redoes(corpus, tmp_path):
+    import json
+
+    from w2v_jax.experiment import _current_records
+
+    out = tmp_path / "run"
+    ck = CheckpointOptions(every_words=5000, keep=2)
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, checkpoints=ck, should_stop=_stop_after(150),
+                  log=lambda m: None)
+    at_stop = restore_latest(out / CHECKPOINTS).position
+    assert at_stop.seconds > 0
+    # A killed process may have logged past its last checkpoint; the resumed run redoes that.
+    ghost = {"epoch": at_stop.epoch, "words": at_stop.words + 1, "total_words": 0, "loss": 99.0,
+             "lr": 0.0, "words_per_sec": 0.0, "elapsed": 1e6}
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(ghost) + "\n")
+    summary = train_run(out, None, resume=True, checkpoints=ck, log=lambda m: None)
+    records = _current_records(out / "metrics.jsonl")
+    progress = [r for r in records if "loss" in r and "event" not in r]
+    assert ghost not in progress and len(progress) >= 2
+    after = [r["elapsed"] for r in progress if r["words"] > at_stop.words]
+    assert after and min(after) >= at_stop.seconds  # the clock goes on from the checkpoint
+    elapsed = [r["elapsed"] for r in progress]
+    assert elapsed == sorted(elapsed)
+    assert summary["elapsed"] >= max(elapsed) - 1e-6 and summary["elapsed"] > at_stop.seconds
+    assert summary["steps"] == summary["total_steps"] - summary["resumed_from"] > 0

@@ -131,3 +131,38 @@ def test_cost_per_pair_grows_with_v_for_softmax_only():
     assert synthetic_vocab(10).counts.tolist()[:3] == [100, 50, 33]
     assert loglog_slope([1, 10, 100], [2, 20, 200]) == pytest.approx(1.0)
     assert np.isfinite(soft + ns).all()
+
+
+def test_an_unfinished_run_is_not_resumed_under_a_changed_config(tmp_path, capsys):
+    # A killed (or failed) run resumes with its checkpoint's config: if the file changed
+    # since, resuming would train the old settings and list the new ones.
+    (tmp_path / "c.txt").write_text(planted_topics_text())
+    toml = tmp_path / "one.toml"
+    toml.write_text(f'name = "one"\ncorpus = "{tmp_path / "c.txt"}"\n[base]\nvector_size = 8\n'
+                    'min_count = 1\nepochs = 1\nbatch_size = 32\nsteps_per_call = 8\n'
+                    '[[runs]]\nname = "a"\n')
+    out = tmp_path / "out"
+    assert run_main([str(toml), "--out", str(out)]) == 0
+    for f in ("scores.json", "vectors.bin", "config.json"):  # as a kill leaves it
+        (out / "a" / f).unlink()
+    capsys.readouterr()
+    assert run_main([str(toml), "--out", str(out), "--set", "vector_size=12"]) == 2
+    err = capsys.readouterr().err
+    assert "holds unfinished run a with another config" in err and "vector_size" in err
+    assert not (out / "a" / "vectors.bin").exists()
+    assert run_main([str(toml), "--out", str(out)]) == 0  # unchanged: resumed
+    assert "resuming from checkpoint step" in capsys.readouterr().err
+
+
+def test_equal_time_table_uses_the_trainers_clock_and_needs_evaluations():
+    def result(name, elapsed, wall, evals):
+        return {"name": name, "done": {"elapsed": elapsed, "train_seconds": wall},
+                "evals": [{"epoch": e, "words": 100 * e, "analogy": 0.1 * e, "wordsim": 0.5,
+                           "elapsed": t} for e, t in evals]}
+
+    fast = result("fast", 2.0, 9.0, [(1, 1.0), (2, 2.0)])  # wall-clock 9 s: evals took 7
+    slow = result("slow", 4.0, 5.0, [(1, 2.0), (2, 4.0)])
+    budget, rows = ex.at_equal_time([fast, slow])
+    assert budget == 2.0
+    assert [(r["run"], r["epochs done"]) for r in rows] == [("fast", 2), ("slow", 1)]
+    assert ex.at_equal_time([result("a", 2.0, 3.0, []), result("b", 3.0, 3.0, [])]) == (0.0, [])

@@ -54,11 +54,15 @@ class Position:
       epoch: 0-based epoch; ``epoch == epochs`` once training is complete.
       block: device blocks (``steps_per_call`` steps each) of that epoch already done.
       words: raw corpus words processed so far, all epochs (for progress and ETA).
+      seconds: training time so far, all epochs and earlier runs of a resumed one, on
+        the trainer's clock (``Progress.elapsed``: compiles included, evaluation and
+        checkpoint pauses not); 0 in checkpoints written before it was kept.
     """
 
     epoch: int = 0
     block: int = 0
     words: int = 0
+    seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +257,34 @@ def restore_latest(directory: str | os.PathLike,
         if steps:
             raise W2VError(f"no usable checkpoint in {directory} ({len(steps)} found, all "
                            "corrupt); start over with --overwrite")
+        return None
+    finally:
+        mngr.close()
+
+
+def saved_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The config in a checkpoint's metadata, fields added since filled in as the older
+    runs had them (before ``Config.lanes`` existed, runs read the corpus in order)."""
+    return {"lanes": 1} | meta["config"]
+
+
+def latest_config(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The config of the newest checkpoint in ``directory`` whose metadata reads back (the
+    tables are not read), or None if there is none."""
+    import orbax.checkpoint as ocp
+
+    steps = checkpoint_steps(directory)
+    if not steps:
+        return None
+    mngr = _manager(Path(directory))
+    try:
+        for step in steps:
+            try:
+                with _quiet_if_it_fails():
+                    got = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+                return saved_config(got["meta"])
+            except Exception:  # noqa: BLE001 - unreadable: the previous one, as restore_latest
+                continue
         return None
     finally:
         mngr.close()

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps
+from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_config
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path
 from w2v_jax.errors import W2VError
@@ -224,15 +224,19 @@ def failures(out_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def _check_same_config(run_dir: Path, spec: RunSpec) -> None:
-    """A run directory left by an earlier invocation must hold the same config: skipping or
-    resuming a run whose file has since changed would mix results silently."""
+    """A run directory left by an earlier invocation must hold the same config: skipping a
+    finished run, or resuming an interrupted or failed one (which goes on with its
+    checkpoint's config), whose file has since changed would mix results silently."""
     path = run_dir / "config.json"
-    if not path.exists():
-        return
-    saved = json.loads(path.read_text())
+    if path.exists():
+        saved, what = json.loads(path.read_text()), "run"
+    else:
+        saved, what = latest_config(run_dir / CHECKPOINTS), "unfinished run"
+        if saved is None:
+            return
     diff = {k: (saved.get(k), v) for k, v in spec.config.to_dict().items() if saved.get(k) != v}
     if diff:
-        raise W2VError(f"{run_dir} holds run {spec.name} with another config "
+        raise W2VError(f"{run_dir} holds {what} {spec.name} with another config "
                        f"(field: (old, new) {diff}); delete it or choose another --out")
 
 
@@ -262,8 +266,7 @@ def load_results(out_dir: str | os.PathLike, names: list[str] | None = None) -> 
         run_dir = out / r["name"]
         if not (run_dir / SCORES).exists():
             continue
-        records = [json.loads(line) for line in
-                   (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        records = _current_records(run_dir / "metrics.jsonl")
         done = [x for x in records if x.get("event") == "done"]
         results.append(r | {
             "scores": json.loads((run_dir / SCORES).read_text()),
@@ -271,6 +274,22 @@ def load_results(out_dir: str | os.PathLike, names: list[str] | None = None) -> 
             "evals": [x for x in records if x.get("event") == "eval"],
             "done": done[-1] if done else {}})
     return results
+
+
+def _current_records(path: Path) -> list[dict]:
+    """The records of a run's metrics file as of its final history: a resumed run went
+    back to its checkpoint, so what an earlier process logged past that point (after the
+    last checkpoint of a killed run) is dropped at each resume marker."""
+    records: list[dict] = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        x = json.loads(line)
+        if x.get("event") == "resume":  # progress and eval records past the checkpoint
+            records = [r for r in records
+                       if r.get("event") not in (None, "eval") or r["words"] <= x["words"]]
+        records.append(x)
+    return records
 
 
 # ----------------------------------------------------------------------------------
@@ -282,13 +301,22 @@ _COLUMNS = ["objective", "model", "negative", "window", "vector_size", "words/s"
             "step ms", "final loss", "analogy", "WordSim-353", "train s"]
 
 
+def _run_seconds(done: dict) -> float | None:
+    """A finished run's training seconds on the trainer's clock, across resumes (runs
+    logged before that was recorded: the last process's wall-clock)."""
+    return done.get("elapsed") or done.get("train_seconds")
+
+
 def _row(r: dict) -> dict[str, Any]:
     cfg, done, progress = r["config"], r["done"], r["progress"]
-    train_s, n_steps = done.get("train_seconds"), done.get("steps")
+    train_s = _run_seconds(done)
+    words, n_steps = done.get("total_words"), done.get("total_steps")
+    if "elapsed" not in done:  # older record: this process's words and steps
+        words, n_steps = None, done.get("steps")
     return {"objective": cfg["objective"], "model": "SG" if cfg["sg"] else "CBOW",
             "negative": cfg["negative"] if cfg["objective"] == "ns" else "-",
             "window": cfg["window"], "vector_size": cfg["vector_size"],
-            "words/s": done.get("words_per_sec"),
+            "words/s": words / train_s if words and train_s else done.get("words_per_sec"),
             "step ms": (1e3 * train_s / n_steps) if train_s and n_steps else None,
             "final loss": progress[-1]["loss"] if progress else None,
             "analogy": r["scores"]["analogy"], "WordSim-353": r["scores"]["wordsim"],
@@ -320,9 +348,10 @@ def at_equal_time(results: list[dict],
                   budget: float | None = None) -> tuple[float, list[dict[str, Any]]]:
     """Scores at a wall-clock budget (default: the fastest run's training time): each run's
     last per-epoch evaluation finished within that many training seconds (None: no epoch
-    done by then)."""
-    totals = [r["done"].get("train_seconds") for r in results if r["done"].get("train_seconds")]
-    if not totals:
+    done by then). Both on the trainer's clock (``Progress.elapsed``). No rows when no run
+    evaluated each epoch."""
+    totals = [_run_seconds(r["done"]) for r in results if _run_seconds(r["done"])]
+    if not totals or not any(r["evals"] for r in results):
         return 0.0, []
     budget = min(totals) if budget is None else budget
     rows = []

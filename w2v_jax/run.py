@@ -5,7 +5,7 @@ directory holds::
 
     .lock            flock'ed while a process trains here (a second one refuses)
     checkpoints/     Orbax checkpoints (w2v_jax.checkpoint), the last k kept
-    metrics.jsonl    progress records, per-epoch scores, a final summary
+    metrics.jsonl    progress records, per-epoch scores, resume markers, a final summary
     config.json      the config, the corpus, the effective learning rate
     vocab.txt        word<TAB>count, most frequent first
     vectors.bin      W_in in word2vec binary format, written last and atomically:
@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from w2v_jax.checkpoint import (CHECKPOINTS, Checkpointer, Position, RunLock, checkpoint_steps,
-                                restore_latest, set_aside)
+                                restore_latest, saved_config, set_aside)
 from w2v_jax.config import Config, accelerator_hint
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
@@ -258,8 +258,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             if restored is None:
                 raise W2VError(f"nothing to resume in {out}: it has no checkpoints; start over "
                                f"with --out {out} --overwrite, or a new --out")
-            # A checkpoint saved before Config.lanes existed trained in corpus order.
-            saved = Config.from_dict({"lanes": 1} | restored.meta["config"])
+            saved = Config.from_dict(saved_config(restored.meta))
             asked = (config.to_dict() if config is not None else {}) | (resume_expect or {})
             diff = {k: v for k, v in asked.items()
                     if saved.to_dict()[k] != v and not _same_in_effect(saved, k, v)}
@@ -318,6 +317,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             _clear_old_run(out)  # --overwrite, now that the new run's input has been read
 
         metrics = MetricsWriter(out / METRICS if primary else os.devnull)
+        if restored is not None:  # records past this point from before are superseded
+            metrics.write({"event": "resume", "step": restored.step, "epoch": start.epoch,
+                           "words": start.words, "elapsed": start.seconds})
         checkpointer = None
         if checkpoints.enabled and primary:  # other processes join its saves (train)
             minutes = checkpoints.every_minutes
@@ -361,7 +363,11 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                        "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
                        "words_per_sec": round(words / max(t_train, 1e-9)),
                        "steps": int(state.step) - (0 if restored is None else restored.step),
-                       "resumed_from": None if restored is None else restored.step}
+                       "resumed_from": None if restored is None else restored.step,
+                       # The whole run's, across resumes, on the trainer's clock:
+                       "elapsed": last[0].elapsed if last else None,
+                       "total_steps": int(state.step),
+                       "total_words": config.epochs * corpus.raw_words}
             if checkpointer is not None:
                 summary |= {"checkpoint_saves": checkpointer.saves,
                             "checkpoint_blocking_seconds": round(checkpointer.blocking_seconds, 3)}

@@ -22,6 +22,7 @@ block, and a ``Checkpointer`` saves the state between calls (``w2v_jax.checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import queue
@@ -677,8 +678,9 @@ class Progress(NamedTuple):
     total_words: int  # raw words to process in all
     loss: float  # mean loss per positive example over the last call
     lr: float
-    words_per_sec: float
-    elapsed: float
+    words_per_sec: float  # this run's words over this run's time (a resumed run: since resuming)
+    elapsed: float  # training seconds, compiles included, pauses to evaluate or checkpoint
+    # not; a resumed run goes on from the checkpoint's ``Position.seconds``
 
 
 def train(config: Config, vocab: Vocab, corpus: Corpus,
@@ -795,7 +797,8 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         if on_progress is not None:
             el = time.perf_counter() - t0
             rate = (call["words"] - words_at_start) / max(el, 1e-9)
-            on_progress(Progress(call["epoch"], call["words"], total, loss, call["lr"], rate, el))
+            on_progress(Progress(call["epoch"], call["words"], total, loss, call["lr"], rate,
+                                 start.seconds + el))
 
     def end_epoch(epoch):
         nonlocal t0
@@ -809,7 +812,8 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         paused = time.perf_counter()
         host = on_host(state)  # with several processes: a collective gather of the tables
         if checkpointer is not None:
-            checkpointer.save(host, position)
+            seconds = start.seconds + paused - t0  # the clock at the save, as Progress has it
+            checkpointer.save(host, dataclasses.replace(position, seconds=seconds))
         t0 += time.perf_counter() - paused
 
     def agreed(*flags: bool) -> tuple[bool, ...]:
