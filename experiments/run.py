@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -46,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"experiments.run: error: {e}", file=sys.stderr)
         return 2
-    except Interrupted:
-        print("experiments.run: stopped; run the same command again to resume", file=sys.stderr)
-        return 130
+    except Interrupted as e:
+        by = getattr(e, "signum", None) or signal.SIGINT
+        print(f"experiments.run: stopped by {signal.Signals(by).name}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 128 + by  # as a shell reports a process killed by that signal
 
 
 def _run(args, config: str) -> int:
@@ -58,7 +61,7 @@ def _run(args, config: str) -> int:
     exp = ex.load_experiment(config)
     sweep = None if args.sweep is None else ex.parse_sweep(args.sweep)
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
-    overrides = {k: v[0] for k, v in ex.parse_sweep(args.set).items()}
+    overrides = ex.parse_overrides(args.set)
     specs = ex.expand(exp, sweep, seeds, overrides)
     corpus = ex.corpus_path(exp, args.corpus)
     out = Path(args.out or Path("runs") / exp.name)
@@ -67,6 +70,9 @@ def _run(args, config: str) -> int:
     try:
         results = ex.run_experiment(exp, specs, out, corpus,
                                     log=lambda m: print(m, file=sys.stderr), should_stop=stop)
+    except Interrupted as e:
+        e.signum = stop.signum  # for the exit status
+        raise
     finally:
         stop.restore()
     title = f"{exp.name}: {exp.description}" if exp.description else exp.name

@@ -166,3 +166,22 @@ def test_equal_time_table_uses_the_trainers_clock_and_needs_evaluations():
     assert budget == 2.0
     assert [(r["run"], r["epochs done"]) for r in rows] == [("fast", 2), ("slow", 1)]
     assert ex.at_equal_time([result("a", 2.0, 3.0, []), result("b", 3.0, 3.0, [])]) == (0.0, [])
+
+
+def test_set_takes_one_value_and_a_stop_exits_with_its_signal(exp_file, monkeypatch, capsys):
+    import os
+    import signal
+
+    from w2v_jax.errors import Interrupted
+
+    assert run_main([str(exp_file), "--set", "negative=3,15"]) == 2
+    assert "one value per field; for several, use --sweep" in capsys.readouterr().err
+
+    def stopped(*args, should_stop, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` sends the runner
+        assert should_stop()
+        raise Interrupted(8)
+
+    monkeypatch.setattr(ex, "run_experiment", stopped)
+    assert run_main([str(exp_file), "--out", str(exp_file.parent / "o")]) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM; run the same command again" in capsys.readouterr().err

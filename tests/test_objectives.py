@@ -147,3 +147,12 @@ def test_ns_update_accumulates_repeated_rows():
         new_in, new_out = obj.ns_update(w_in, w_out, 4, 5, negs, 0.1)
         _, _, d_neg = obj.ns_grads(w_in[4], w_out[5], w_out[negs])
         np.testing.assert_allclose(new_out[7], w_out[7] - 0.1 * (d_neg[0] + d_neg[1]), rtol=1e-12)
+
+
+def test_ns_update_takes_numpy_tables():
+    w_in, w_out = np.asarray(W_IN, np.float32), np.asarray(W_OUT, np.float32)
+    got = obj.ns_update(w_in, w_out, 4, 5, np.array([7, 8]), 0.1)
+    want = obj.ns_update(jnp.asarray(w_in), jnp.asarray(w_out), 4, 5, jnp.array([7, 8]), 0.1)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert not np.array_equal(got[0], w_in)  # the inputs are not changed, the result is

@@ -48,6 +48,9 @@ def test_most_similar_matches_gensim(kv):
 def test_unknown_word_and_bad_files(tmp_path, kv):
     with pytest.raises(W2VError, match="not in the vocabulary"):
         kv.most_similar("nope")
+    with pytest.raises(KeyError) as e:  # gensim users catch KeyError
+        kv["nope"]
+    assert str(e.value) == f"word 'nope' is not in the vocabulary ({len(kv)} words)"
     (tmp_path / "bad.txt").write_text("hello world\n")
     with pytest.raises(W2VError, match="bad header"):
         KeyedVectors.load_word2vec_format(tmp_path / "bad.txt")
@@ -101,3 +104,13 @@ def test_words_the_format_cannot_hold_are_refused(tmp_path, word):
 
 def test_most_similar_takes_a_single_negative_word(kv):
     assert kv.most_similar("king", negative="man") == kv.most_similar(["king"], negative=["man"])
+
+
+def test_most_similar_topn_none_gives_every_other_word_and_a_bad_topn_is_named(kv):
+    every = kv.most_similar("king", topn=None)
+    assert len(every) == len(kv) - 1 and "king" not in {w for w, _ in every}
+    assert [s for _, s in every] == sorted((s for _, s in every), reverse=True)
+    assert every[:3] == kv.most_similar("king", topn=3)
+    for bad in (2.5, "3", True):
+        with pytest.raises(W2VError, match="topn must be a whole number or None"):
+            kv.most_similar("king", topn=bad)

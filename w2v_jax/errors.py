@@ -11,6 +11,14 @@ class W2VError(ValueError):
     """A user-fixable error; ``str(err)`` is a complete one-line message."""
 
 
+class UnknownWord(W2VError, KeyError):
+    """A word that is not in the vocabulary: a W2VError, and the KeyError that a
+    gensim user's ``except KeyError`` expects."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class Interrupted(Exception):
     """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint.
 

@@ -130,6 +130,19 @@ def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
     return sweep
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["epochs=1", "alpha=0.01"]`` → ``{"epochs": 1, "alpha": 0.01}`` (``--set``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise W2VError(f"--set {item!r}: expected FIELD=V")
+        if "," in value:
+            raise W2VError(f"--set {item!r}: one value per field; for several, use --sweep")
+        out[key.strip().replace("-", "_")] = parse_value(value)
+    return out
+
+
 def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
            seeds: list[int] | None = None,
            overrides: dict[str, Any] | None = None) -> list[RunSpec]:

@@ -103,6 +103,7 @@ def ns_update(w_in: Array, w_out: Array, center: Array, context: Array,
     Returns:
       The updated (w_in, w_out).
     """
+    w_in, w_out = jnp.asarray(w_in), jnp.asarray(w_out)  # numpy tables too
     d_h, d_pos, d_neg = ns_grads(w_in[center], w_out[context], w_out[negatives])
     w_in = w_in.at[center].add(-lr * d_h)
     w_out = w_out.at[context].add(-lr * d_pos).at[negatives].add(-lr * d_neg)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax.errors import W2VError
+from w2v_jax.errors import UnknownWord, W2VError
 
 _SEPARATORS = re.compile("[ \t\n\r]")
 
@@ -70,7 +70,7 @@ class KeyedVectors:
         try:
             return self.key_to_index[word]
         except KeyError:
-            raise W2VError(f"word {word!r} is not in the vocabulary ({len(self)} words)") from None
+            raise UnknownWord(f"word {word!r} is not in the vocabulary ({len(self)} words)") from None
 
     def unit_vectors(self) -> jax.Array:
         """f32[V, d] rows scaled to unit length (computed once, kept on device)."""
@@ -86,10 +86,11 @@ class KeyedVectors:
                              precision=jax.lax.Precision.HIGHEST))
 
     def most_similar(self, positive: Sequence[str] | str = (), negative: Sequence[str] | str = (),
-                     topn: int = 10) -> list[tuple[str, float]]:
-        """Nearest words by cosine to mean(positive) − mean(negative), as gensim does.
+                     topn: int | None = 10) -> list[tuple[str, float]]:
+        """The ``topn`` words (None: all) nearest by cosine to the query, best first.
 
-        The query words themselves are left out of the answer.
+        The query is gensim's: the sum of the unit vectors of ``positive`` minus those of
+        ``negative``, scaled to unit length. The query words themselves are left out.
         """
         if isinstance(positive, str):
             positive = [positive]
@@ -97,6 +98,10 @@ class KeyedVectors:
             negative = [negative]
         if not positive and not negative:
             raise W2VError("most_similar needs at least one word")
+        if topn is None:
+            topn = len(self)
+        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
+            raise W2VError(f"topn must be a whole number or None, got {topn!r}")
         u = self.unit_vectors()
         ids = [self.index(w) for w in positive] + [self.index(w) for w in negative]
         weights = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative))
