@@ -345,3 +345,31 @@ def test_a_resumed_run_keeps_its_clock_and_supersedes_what_it_redoes(corpus, tmp
     assert elapsed == sorted(elapsed)
     assert summary["elapsed"] >= max(elapsed) - 1e-6 and summary["elapsed"] > at_stop.seconds
     assert summary["steps"] == summary["total_steps"] - summary["resumed_from"] > 0
+
+
+def test_a_resumed_run_keeps_its_checkpoint_options_unless_given_others(corpus, tmp_path):
+    import argparse
+
+    from w2v_jax.cli import _checkpoint_options
+
+    out = tmp_path / "run"
+    mine = CheckpointOptions(every_words=2000, every_minutes=None, keep=1)
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, checkpoints=mine, should_stop=_stop_after(20),
+                  log=lambda m: None)
+    with pytest.raises(Interrupted):  # as `w2v-jax train --resume RUN` with no checkpoint flag
+        train_run(out, None, resume=True, should_stop=_stop_after(60), log=lambda m: None)
+    assert len(checkpoint_steps(out / CHECKPOINTS)) == 1  # keep=1, not the default 3
+    assert restore_latest(out / CHECKPOINTS).meta["checkpoints"] == {
+        "every_words": 2000, "every_minutes": None, "keep": 1, "enabled": True}
+
+    def flags(**given):
+        return argparse.Namespace(**{"resume": str(out), "checkpoint_every_words": None,
+                                     "checkpoint_every_minutes": None, "keep_checkpoints": None,
+                                     "no_checkpoints": False} | given)
+
+    assert _checkpoint_options(flags()) is None  # train_run takes the saved ones
+    assert _checkpoint_options(flags(keep_checkpoints=2)) == CheckpointOptions(
+        every_words=2000, every_minutes=None, keep=2)
+    assert _checkpoint_options(flags(resume=None, checkpoint_every_minutes=0.0)) == \
+        CheckpointOptions(every_minutes=None)

@@ -268,9 +268,9 @@ def saved_config(meta: dict[str, Any]) -> dict[str, Any]:
     return {"lanes": 1} | meta["config"]
 
 
-def latest_config(directory: str | os.PathLike) -> dict[str, Any] | None:
-    """The config of the newest checkpoint in ``directory`` whose metadata reads back (the
-    tables are not read), or None if there is none."""
+def latest_meta(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The metadata of the newest checkpoint in ``directory`` that has readable metadata
+    (the tables are not read), or None if there is none."""
     import orbax.checkpoint as ocp
 
     steps = checkpoint_steps(directory)
@@ -282,7 +282,7 @@ def latest_config(directory: str | os.PathLike) -> dict[str, Any] | None:
             try:
                 with _quiet_if_it_fails():
                     got = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-                return saved_config(got["meta"])
+                return got["meta"]
             except Exception:  # noqa: BLE001 - unreadable: the previous one, as restore_latest
                 continue
         return None

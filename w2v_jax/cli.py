@@ -103,14 +103,14 @@ def _add_train(sub) -> None:
                    help="CBOW context update: full gradient per row (word2vec) or divided by count")
     p.add_argument("--init-vectors", metavar="FILE",
                    help="word2vec text/binary vectors that initialise W_in where they have the word")
-    ck = CheckpointOptions()
-    p.add_argument("--checkpoint-every-words", type=int, default=ck.every_words,
-                   help="save a checkpoint every N raw words")
-    p.add_argument("--checkpoint-every-minutes", type=float, default=ck.every_minutes,
-                   help=f"save a checkpoint every M minutes (default: {ck.every_minutes:g}; "
-                   "0 = off)")
-    p.add_argument("--keep-checkpoints", type=int, default=ck.keep,
-                   help=f"checkpoints kept (default: {ck.keep})")
+    ck, kept = CheckpointOptions(), "; --resume: as the run was started"
+    p.add_argument("--checkpoint-every-words", type=int, default=None,
+                   help=f"save a checkpoint every N raw words (default: off{kept})")
+    p.add_argument("--checkpoint-every-minutes", type=float, default=None,
+                   help=f"save a checkpoint every M minutes, 0 = off (default: "
+                   f"{ck.every_minutes:g}{kept})")
+    p.add_argument("--keep-checkpoints", type=int, default=None,
+                   help=f"checkpoints kept (default: {ck.keep}{kept})")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="write no checkpoints (the run cannot be resumed)")
     p.add_argument("--eval-each-epoch", action="store_true",
@@ -148,6 +148,27 @@ class _StopFlag:
             self._signal.signal(s, h)
 
 
+def _checkpoint_options(args) -> CheckpointOptions | None:
+    """The flags given, over the run's saved options (--resume) or the defaults; None
+    with --resume and no checkpoint flag: the run goes on as it was started."""
+    from w2v_jax.checkpoint import CHECKPOINTS, latest_meta
+
+    given = {k: v for k, v in (("every_words", args.checkpoint_every_words),
+                               ("every_minutes", args.checkpoint_every_minutes),
+                               ("keep", args.keep_checkpoints)) if v is not None}
+    if given.get("every_minutes") == 0:
+        given["every_minutes"] = None  # off
+    if args.no_checkpoints:
+        given["enabled"] = False
+    if args.resume and not given:
+        return None
+    base = CheckpointOptions()
+    if args.resume:
+        saved = (latest_meta(Path(args.resume) / CHECKPOINTS) or {}).get("checkpoints")
+        base = base if saved is None else CheckpointOptions(**saved)
+    return dataclasses.replace(base, **given)
+
+
 def _train(args) -> int:
     import signal
 
@@ -179,9 +200,7 @@ def _train(args) -> int:
             raise W2VError("--cbow-update applies to CBOW only; drop it or pass --sg 0")
     if args.resume and args.init_vectors:
         raise W2VError("--init-vectors starts a new run; it cannot be combined with --resume")
-    checkpoints = CheckpointOptions(every_words=args.checkpoint_every_words,
-                                    every_minutes=args.checkpoint_every_minutes or None,
-                                    keep=args.keep_checkpoints, enabled=not args.no_checkpoints)
+    checkpoints = _checkpoint_options(args)
     out = args.resume or args.out
     bar, epochs = None, 0
 

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_config
+from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_meta, saved_config
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path
 from w2v_jax.errors import W2VError
@@ -244,9 +244,10 @@ def _check_same_config(run_dir: Path, spec: RunSpec) -> None:
     if path.exists():
         saved, what = json.loads(path.read_text()), "run"
     else:
-        saved, what = latest_config(run_dir / CHECKPOINTS), "unfinished run"
-        if saved is None:
+        meta, what = latest_meta(run_dir / CHECKPOINTS), "unfinished run"
+        if meta is None:
             return
+        saved = saved_config(meta)
     diff = {k: (saved.get(k), v) for k, v in spec.config.to_dict().items() if saved.get(k) != v}
     if diff:
         raise W2VError(f"{run_dir} holds {what} {spec.name} with another config "

@@ -51,7 +51,9 @@ class CheckpointOptions:
     """When to checkpoint: every ``every_words`` raw words and/or ``every_minutes``.
 
     A checkpoint is also written at the start, on a stop request and at the end;
-    ``keep`` most recent ones are kept. ``enabled=False`` writes none (no resume).
+    ``keep`` most recent ones are kept. ``enabled=False`` writes none (no resume). The
+    options are saved in each checkpoint, and a resumed run goes on with them unless
+    given others.
     """
 
     every_words: int | None = None
@@ -211,7 +213,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
               dataset: DatasetOptions | None = None, resume: bool = False,
               resume_expect: dict[str, Any] | None = None,
               overwrite: bool = False, init_vectors: str | os.PathLike | None = None,
-              checkpoints: CheckpointOptions = CheckpointOptions(),
+              checkpoints: CheckpointOptions | None = None,
               eval_each_epoch: bool = False,
               on_progress: Callable[[Progress], None] | None = None,
               on_start: Callable[[Config, Position, int], None] | None = None,
@@ -231,7 +233,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         that differ from the checkpoint's config are an error rather than ignored.
       overwrite: replace a finished or unfinished run in ``out_dir``.
       init_vectors: word2vec file whose vectors initialise W_in (new runs only).
-      checkpoints: when to save checkpoints.
+      checkpoints: when to save checkpoints; None: as the resumed checkpoint was saved
+        (a new run: ``CheckpointOptions()``).
       eval_each_epoch: score the bundled analogy and WordSim-353 sets after each epoch.
       on_progress: receives each :class:`w2v_jax.train.Progress` (also written to metrics).
       on_start: called with (config, start position, total words) before training.
@@ -316,6 +319,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         if restored is None and primary and old_run:
             _clear_old_run(out)  # --overwrite, now that the new run's input has been read
 
+        if checkpoints is None:
+            saved = None if restored is None else restored.meta.get("checkpoints")
+            checkpoints = CheckpointOptions() if saved is None else CheckpointOptions(**saved)
         metrics = MetricsWriter(out / METRICS if primary else os.devnull)
         if restored is not None:  # records past this point from before are superseded
             metrics.write({"event": "resume", "step": restored.step, "epoch": start.epoch,
@@ -328,7 +334,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 every_seconds=None if minutes is None else minutes * 60.0,
                 meta={"config": config.to_dict(), "corpus": str(corpus_path),
                       "dataset": None if dataset is None else dataclasses.asdict(dataset),
-                      "vocab": _vocab_meta(vocab), "format": 1})
+                      "vocab": _vocab_meta(vocab), "format": 1,
+                      "checkpoints": dataclasses.asdict(checkpoints)})
 
         last: list[Progress] = []  # the latest progress, for the eval records
 
