@@ -137,3 +137,25 @@ def test_export_refuses_to_overwrite_the_runs_own_vectors(run, capsys):
     assert main(["export", str(run), str(run / "vectors.bin"), "--which", "out"]) == 2
     assert "the run's own vectors file" in capsys.readouterr().err
     assert (run / "vectors.bin").read_bytes() == before
+
+
+def test_export_of_w_out_refuses_an_older_checkpoint_than_the_runs_end(run, tmp_path, capsys):
+    import shutil
+
+    from w2v_jax.checkpoint import checkpoint_steps
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    steps = checkpoint_steps(copy / CHECKPOINTS)
+    assert len(steps) >= 2
+    shutil.rmtree(copy / CHECKPOINTS / str(steps[0]) / "state")  # the final one, unreadable
+    capsys.readouterr()
+    assert main(["export", str(copy), str(tmp_path / "o.bin"), "--which", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint at the end of" in err and "only --which in can be exported" in err
+    assert not (tmp_path / "o.bin").exists()
+    for step in steps[1:]:
+        shutil.rmtree(copy / CHECKPOINTS / str(step) / "state")
+    assert main(["export", str(copy), str(tmp_path / "o.bin"), "--which", "sum"]) == 2
+    assert "reads back intact, so its W_out is lost" in capsys.readouterr().err
+    assert main(["export", str(copy), str(tmp_path / "i.bin")]) == 0  # W_in: vectors.bin

@@ -38,12 +38,24 @@ def run_vectors(run_dir: str | os.PathLike, which: str = "in") -> KeyedVectors:
     run = Path(run_dir)
     if not run.is_dir():
         raise W2VError(f"{run} is not a run directory")
-    if which == "in" and (run / "vectors.bin").exists():
+    finished = (run / "vectors.bin").exists()
+    if which == "in" and finished:
         return KeyedVectors.load_word2vec_format(run / "vectors.bin", binary=True)
-    restored = restore_latest(run / CHECKPOINTS)
+    only_in = "only --which in can be exported" if finished else "resume the run first"
+    try:
+        restored = restore_latest(run / CHECKPOINTS)
+    except W2VError:  # every checkpoint corrupt
+        raise W2VError(f"no checkpoint of {run} reads back intact, so its W_out is lost; "
+                       f"{only_in}") from None
     if restored is None:
         raise W2VError(f"{run} has no checkpoint, so its W_out was not kept (trained with "
                        "--no-checkpoints?); only --which in can be exported")
+    epochs = restored.meta.get("config", {}).get("epochs")
+    if finished and epochs is not None and restored.position.epoch < epochs:
+        # The final checkpoint is unreadable: an older W_out would not match vectors.bin.
+        raise W2VError(f"the checkpoint at the end of {run} is unusable (the latest intact "
+                       f"one is from epoch {restored.position.epoch + 1} of {epochs}), so the "
+                       f"final W_out is lost; {only_in}")
     if which != "in" and restored.meta.get("config", {}).get("objective") == "hs":
         raise W2VError(f"{run} was trained with hierarchical softmax: its W_out rows are the "
                        "Huffman tree's inner nodes, not words; only --which in can be exported")
