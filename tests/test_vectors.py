@@ -114,3 +114,17 @@ def test_most_similar_topn_none_gives_every_other_word_and_a_bad_topn_is_named(k
     for bad in (2.5, "3", True):
         with pytest.raises(W2VError, match="topn must be a whole number or None"):
             kv.most_similar("king", topn=bad)
+
+
+@pytest.mark.parametrize("text", ["2 2\na nan 2\nb 3 4\n", "2 2\na 1e39 2\nb 3 4\n", ""])
+def test_vectors_files_with_nan_inf_or_nothing_are_refused_in_one_line(tmp_path, text):
+    import warnings
+
+    (tmp_path / "v.txt").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on the way
+        with pytest.raises(W2VError) as e:
+            KeyedVectors.load_word2vec_format(tmp_path / "v.txt")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert ("is empty" in msg) if not text else ("vector of 'a' (entry 1) holds NaN or inf" in msg)

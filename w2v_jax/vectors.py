@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -154,6 +155,8 @@ class KeyedVectors:
         if not path.is_file():
             raise W2VError(f"vectors file {path} does not exist or is not a file")
         data = path.read_bytes()
+        if not data.strip():
+            raise W2VError(f"vectors file {path} is empty; pass a word2vec text or binary file")
         nl = data.find(b"\n")
         try:
             v, d = (int(x) for x in data[:max(nl, 0)].split())
@@ -174,9 +177,15 @@ class KeyedVectors:
         for fmt in formats:
             try:
                 words, rows = (_read_binary if fmt else _read_text)(data, nl + 1, v, d)
-                return cls(words, rows)
             except _Malformed as e:
                 errors.append(f"as {'binary' if fmt else 'text'}: {e}")
+                continue
+            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+            if bad.size:  # it would poison every cosine (a word would be its own neighbour)
+                raise W2VError(f"{path}: the vector of {words[bad[0]]!r} (entry {bad[0] + 1}) "
+                               f"holds NaN or inf ({bad.size} such); the file is corrupt or "
+                               "comes from a diverged run")
+            return cls(words, rows)
         raise W2VError(f"{path}: truncated or malformed ({'; '.join(errors)}); the file may be "
                        "incomplete or not match its header")
 
@@ -216,7 +225,9 @@ def _read_text(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.nda
             parts = data[pos:end].decode("utf-8").rstrip().split(" ")
             if len(parts) != d + 1 or not parts[0]:  # else numpy would broadcast a short row
                 raise ValueError
-            rows[i] = np.asarray(parts[1:], dtype=np.float32)
+            with warnings.catch_warnings():  # 1e39 → inf: reported once, below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rows[i] = np.asarray(parts[1:], dtype=np.float32)
         except (ValueError, UnicodeDecodeError):
             raise _Malformed(f"entry {i + 1} of {v} (line {i + 2}) is not a word and {d} "
                              "numbers") from None
