@@ -150,3 +150,11 @@ def test_loading_leaves_no_free_arenas_pinned_by_the_vocabulary(tmp_path):
     free = int(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                               check=True).stdout)
     assert free < 8 << 20, f"{free / 2**20:.1f} MB of free small-object memory held"
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    p = tmp_path / "bom.txt"
+    p.write_bytes(b"\xef\xbb\xbfthe cat the dog\nthe end\n")
+    vocab, corpus = load_corpus(p, min_count=1)
+    assert sorted(vocab.words) == ["cat", "dog", "end", "the"]
+    assert vocab.counts[vocab.index()["the"]] == 3

@@ -130,6 +130,9 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--window", "257"], "window must be at most 256"),
     (["--sg", "0", "--sg-negatives", "pair"], "--sg-negatives applies to skip-gram only"),
     (["--cbow-update", "exact"], "--cbow-update applies to CBOW only"),
+    (["--lowercase"], "--lowercase applies to --dataset only"),
+    (["--text-column", "body"], "--text-column applies to --dataset only"),
+    (["--alpha", "1e308"], "alpha must be at most 3.4e+38"),
     (["--coordinator", "localhost:1", "--num-processes", "0", "--process-id", "0"],
      "--num-processes must be at least 1"),
 ])

@@ -61,7 +61,7 @@ def _add_train(sub) -> None:
                      help="a Hugging Face dataset: local text/JSON/Parquet file(s), a directory "
                      "written by save_to_disk, or a hub name already in the local cache; "
                      "tokenised once and cached as memory-mapped ids")
-    p.add_argument("--text-column", default="text", help="the dataset's text column (default: text)")
+    p.add_argument("--text-column", default=None, help="the dataset's text column (default: text)")
     p.add_argument("--streaming", action="store_true",
                    help="read the dataset in streaming mode (never whole in memory)")
     p.add_argument("--num-proc", type=int, default=None,
@@ -186,9 +186,14 @@ def _train(args) -> int:
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     dataset = None
     if args.dataset is not None:
-        dataset = DatasetOptions(args.dataset, text_column=args.text_column,
+        dataset = DatasetOptions(args.dataset, text_column=args.text_column or "text",
                                  streaming=args.streaming, num_proc=args.num_proc,
                                  lowercase=args.lowercase, cache_dir=args.cache_dir)
+    else:  # a resumed run's dataset options come from its checkpoint
+        for flag in ("text_column", "streaming", "num_proc", "lowercase", "cache_dir"):
+            if getattr(args, flag) not in (None, False):
+                raise W2VError(f"--{flag.replace('_', '-')} applies to --dataset only; drop it"
+                               + ("" if args.resume else " or read the corpus with --dataset"))
 
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         if _out_of_memory(e):  # bad input too: a step or table too large for the machine
             what = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             print(f"w2v-jax: error: out of memory ({what}); "
-                  "lower --batch-size, --window, --vector-size or --steps-per-call",
+                  "lower --batch-size, --window, --negative, --vector-size or --steps-per-call",
                   file=sys.stderr)
             return 2
         print(f"w2v-jax: internal error: {type(e).__name__}: {e} (rerun with --debug for "

@@ -23,6 +23,8 @@ SG_NEGATIVES = ("centre", "pair")
 # The step is written with one slice per offset (2·window of them, unrolled for speed), so
 # its compile time grows with the window: SG took ~11 s at window 40 and ~55 s at 160 on
 # the 2-core dev machine (2026-11-27); at 100,000 it ran for many minutes without starting.
+F32_MAX = 3.4028234663852886e38  # the largest float32
+
 MAX_WINDOW = 256
 
 
@@ -261,6 +263,8 @@ def _validate(c: Config) -> None:
     need(c.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {c.sg}")
     need(c.sample >= 0, f"sample must be >= 0 (0 disables sub-sampling), got {c.sample}")
     need(c.alpha is None or c.alpha > 0, f"alpha must be > 0, got {c.alpha}")
+    need(c.learning_rate <= F32_MAX,
+         f"alpha must be at most {F32_MAX:.3g} (the tables are float32), got {c.alpha}")
     need(c.min_alpha >= 0, f"min_alpha must be >= 0, got {c.min_alpha}")
     need(c.min_alpha <= c.learning_rate,
          f"min_alpha ({c.min_alpha}) must not exceed alpha ({c.learning_rate})")

@@ -24,6 +24,7 @@ from w2v_jax.errors import W2VError
 from w2v_jax.vocab import Vocab, build_vocab
 
 _BLOCK = 1 << 21  # bytes read at a time; bounds the Python strings alive at once
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
 _MAX_WORD = 1 << 20  # a "word" longer than this means the file is not a text corpus
 
 
@@ -98,6 +99,8 @@ def _blocks(path: Path):
                 raw = f.read(_BLOCK)
                 if not raw:
                     break
+                if offset == 0 and not carry and raw.startswith(_BOM):  # Windows editors'
+                    raw, offset = raw[len(_BOM):], len(_BOM)  # mark: not part of a word
                 buf = carry + raw
                 cut = max(buf.rfind(b" "), buf.rfind(b"\n"), buf.rfind(b"\t"), buf.rfind(b"\r"))
                 if cut < 0:
