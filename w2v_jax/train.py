@@ -790,10 +790,12 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         loss = float(call["loss"]) / max(float(call["count"]), 1.0)
         if not np.isfinite(loss):
             where = ("" if checkpointer is None or checkpointer.last_step is None else
-                     f"; the last good checkpoint (step {checkpointer.last_step}) is kept in "
-                     f"{checkpointer.directory}")
-            raise W2VError(f"training diverged (loss is {loss}) in epoch {call['epoch'] + 1}"
-                           f"{where}; lower --alpha or --batch-size")
+                     f" (the last good checkpoint, step {checkpointer.last_step}, stays in "
+                     f"{checkpointer.directory} until then)")
+            # --resume would go on with the settings that diverged: start again instead.
+            raise W2VError(f"training diverged (loss is {loss}) in epoch {call['epoch'] + 1}; "
+                           "start again with a lower --alpha or --batch-size and --overwrite"
+                           f"{where}")
         if on_progress is not None:
             el = time.perf_counter() - t0
             rate = (call["words"] - words_at_start) / max(el, 1e-9)
