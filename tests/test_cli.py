@@ -95,6 +95,10 @@ def test_unwritable_out_and_finished_run(tmp_path, capsys, kjv_run):
 
 def test_unknown_word_and_missing_run(tmp_path, capsys, kjv_run):
     _fails(capsys, ["similar", str(kjv_run), "zzzz"], "not in the vocabulary")
+    _fails(capsys, ["analogy", str(kjv_run), "zzz", "king", "yyy"], "words): 'zzz', 'yyy'")
+    one = tmp_path / "one.txt"
+    one.write_text("1 2\nsolo 1 2\n")
+    _fails(capsys, ["similar", str(one), "solo"], "holds no word besides the query")
     _fails(capsys, ["eval", str(tmp_path / "nothing")], "does not exist")
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from w2v_jax.config import CBOW_UPDATES, OBJECTIVES, SAMPLERS, SG_NEGATIVES, TABLE_MODES, Config
-from w2v_jax.errors import W2VError
+from w2v_jax.errors import UnknownWord, W2VError
 from w2v_jax.run import CheckpointOptions
 
 # Flags named like gensim's arguments, with dashes; defaults from Config.
@@ -320,6 +320,12 @@ def _neighbours(args, positive: list[str], negative: list[str]) -> int:
     if args.topn < 1:
         raise W2VError(f"--topn must be at least 1, got {args.topn}")
     kv = load_vectors(args.vectors)
+    missing = [w for w in (*negative, *positive) if w not in kv]  # analogy: A, B, C in order
+    if missing:
+        raise UnknownWord(f"not in the vocabulary of {args.vectors} ({len(kv):,} words): "
+                          + ", ".join(map(repr, dict.fromkeys(missing))))
+    if len(kv) <= len(set(positive + negative)):
+        raise W2VError(f"{args.vectors} holds no word besides the query; nothing to rank")
     for word, score in kv.most_similar(positive, negative, topn=args.topn):
         print(f"{word}\t{score:.4f}")
     return 0

@@ -69,7 +69,8 @@ def _read_lines(path: PathLike, what: str) -> list[str]:
         raise W2VError(f"{what} file {path} is a directory, not a file") from None
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise W2VError(f"{path}:{line}: not UTF-8 text; is this a {what} file?") from None
+        article = "an" if what[0] in "aeiou" else "a"
+        raise W2VError(f"{path}:{line}: not UTF-8 text; is this {article} {what} file?") from None
     except OSError as e:
         raise W2VError(f"cannot read {what} file {path}: {e.strerror or e}") from None
 
