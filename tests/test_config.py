@@ -54,3 +54,13 @@ def test_gpu_hint_only_where_the_batch_default_is_slow_there():
     assert accelerator_hint(Config(), "tpu") is None  # not measured there
     assert accelerator_hint(Config(batch_size=256), "gpu") is None  # the user's choice
     assert accelerator_hint(Config(objective="hs"), "gpu") is None
+
+
+def test_batch_defaults_per_mode_and_objective():
+    # CBOW's full softmax moves every W_out row by all of a step's windows: 512 diverged
+    # in the first epoch of the embedded corpus, 128 trained its 5 epochs.
+    assert [Config(sg=1).centres_per_step, Config(sg=0).centres_per_step,
+            Config(sg=0, objective="softmax").centres_per_step,
+            Config(sg=0, objective="hs").centres_per_step,
+            Config(sg=0, objective="softmax", batch_size=512).centres_per_step] == \
+        [64, 512, 128, 512, 512]

@@ -36,13 +36,13 @@ _TRAIN_FLAGS = [
     ("epochs", int, "passes over the corpus"),
     ("alpha", float, "initial learning rate (default 0.025 SG, 0.05 CBOW)"),
     ("min_alpha", float, "final learning rate"),
-    ("batch_size", int, "consecutive centres per SGD step (default: 64 SG, 512 CBOW)"),
+    ("batch_size", int, "consecutive centres per SGD step (default: 64 SG, 512 CBOW, 128 CBOW softmax)"),
     ("shared_negatives", int, "centres sharing one draw of negatives (default: 8 SG, 4 CBOW)"),
     ("steps_per_call", int, "SGD steps per jitted dispatch"),
     ("lanes", int, "places the epoch is read from side by side, a piece of each in turn "
      "(1 = in corpus order)"),
     ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "
-     "(default: 10 CBOW ns, 20 hs, none SG ns; steadies large steps, higher --alpha, hs)"),
+     "(default: 10 CBOW ns, 20 hs, otherwise none; steadies large steps, higher --alpha, hs)"),
     ("seed", int, "random seed"),
     ("init_scale", float, "W_in starts uniform in ±init_scale/vector_size "
      "(word2vec C: 0.5, gensim: 1.0)"),

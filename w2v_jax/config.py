@@ -58,6 +58,8 @@ class Config:
         order; read in lanes, 32 scored as 64 over 5 seeds, for ~25% more time); CBOW
         at 512 needs the row-term cap, which is on for it by default, and ran ~20%
         faster per window than at 256 with the same accuracy (1024 lost 2 points).
+        CBOW with the full softmax: 128, since each step moves every W_out row by all
+        its windows (at 512 it diverged in the first epoch of the embedded corpus).
       shared_negatives: S, centres of a step that share one draw of negatives
         (HogBatch); they lie C/S centres apart, so their windows do not overlap. CBOW
         draws K per group of S windows; SG M per group of S centres (``sg_negatives``
@@ -147,7 +149,9 @@ class Config:
         """The C actually used (``batch_size`` or its SG/CBOW default)."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        return 64 if self.sg else 512
+        if self.sg:
+            return 64
+        return 128 if self.objective == "softmax" else 512
 
     @property
     def negatives_shared_by(self) -> int:
