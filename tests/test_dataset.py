@@ -270,3 +270,10 @@ def test_nothing_above_min_count_and_missing_path(tmp_path):
         load(tmp_path / "missing.txt", tmp_path / "cache")
     with pytest.raises(W2VError, match="no file matches"):
         load(str(tmp_path / "*.jsonl"), tmp_path / "cache")
+
+
+def test_a_text_file_that_is_not_utf8_says_how_to_re_encode_it(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("caf\xe9 na\xefve r\xe9sum\xe9\n".encode("latin-1"))
+    with pytest.raises(W2VError, match="UnicodeDecodeError.*re-encode it as UTF-8"):
+        load(path, tmp_path / "cache")

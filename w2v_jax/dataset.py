@@ -157,8 +157,10 @@ def _reading(src: _Source):
     except (OSError, ValueError, datasets.exceptions.DatasetsError) as e:
         cause = e.__cause__ or e  # DatasetGenerationError hides the real problem here
         where = " (a hub dataset: check the name and the network)" if src.kind == "hub" else ""
+        fix = ("; re-encode it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+               if isinstance(cause, UnicodeDecodeError) else "")
         raise W2VError(f"could not load dataset {src.name}{where}: {type(cause).__name__}: "
-                       f"{' '.join(str(cause).split())}") from None
+                       f"{' '.join(str(cause).split())}{fix}") from None
 
 
 def _open_dataset(src: _Source, streaming: bool, num_proc: int | None, hf_cache: Path):
