@@ -185,6 +185,12 @@ class KeyedVectors:
                 raise W2VError(f"{path}: the vector of {words[bad[0]]!r} (entry {bad[0] + 1}) "
                                f"holds NaN or inf ({bad.size} such); the file is corrupt or "
                                "comes from a diverged run")
+            if len(set(words)) < len(words):  # a word's neighbour would be its own twin
+                seen: dict[str, int] = {}
+                i, j = next((seen[w], i) for i, w in enumerate(words)
+                            if seen.setdefault(w, i) != i)
+                raise W2VError(f"{path}: the word {words[i]!r} appears twice (entries {i + 1} "
+                               f"and {j + 1}); a vectors file holds each word once")
             return cls(words, rows)
         raise W2VError(f"{path}: truncated or malformed ({'; '.join(errors)}); the file may be "
                        "incomplete or not match its header")
