@@ -208,3 +208,15 @@ def test_bad_vectors_files(tmp_path, capsys):
     code = main(["similar", str(zeros), "king"])
     assert code == 2 and len(capsys.readouterr().err) < 400
     _fails(capsys, ["similar", str(tmp_path / "none.bin"), "king"], "does not exist")
+
+
+def test_a_run_that_fails_before_writing_leaves_no_empty_out_dir(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    out = tmp_path / "new" / "run"
+    _fails(capsys, ["train", "--corpus", str(tmp_path / "empty.txt"), "--out", str(out), *FAST],
+           "has no words")
+    assert not out.exists()
+    out.mkdir()  # the user's own directory stays, empty or not
+    _fails(capsys, ["train", "--corpus", str(tmp_path / "empty.txt"), "--out", str(out), *FAST],
+           "has no words")
+    assert out.is_dir()

@@ -14,6 +14,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -175,6 +176,7 @@ def _train(args) -> int:
     import jax
     from tqdm import tqdm
 
+    from w2v_jax.checkpoint import LOCK
     from w2v_jax.errors import Interrupted
     from w2v_jax.parallel import initialize_distributed
     from w2v_jax.run import DatasetOptions, train_run
@@ -227,6 +229,7 @@ def _train(args) -> int:
             print(msg, file=sys.stderr)
 
     stop = _StopFlag()
+    new_dir = not Path(out).exists()
     try:
         summary = train_run(out, None if args.resume else Config(**given), args.corpus,
                             dataset=dataset, resume=bool(args.resume), resume_expect=given,
@@ -246,6 +249,12 @@ def _train(args) -> int:
         by = signal.Signals(stop.signum).name if stop.signum else "another process's stop"
         print(f"w2v-jax: stopped by {by}; {where}", file=sys.stderr)
         return 128 + signum
+    except BaseException:
+        if new_dir:  # a run that failed before writing anything leaves no empty --out
+            with contextlib.suppress(OSError):
+                (Path(out) / LOCK).unlink()
+                Path(out).rmdir()  # only if nothing else is in it
+        raise
     finally:
         stop.restore()
         if bar is not None:
