@@ -137,3 +137,21 @@ def test_compilation_cache_is_kept_and_changes_nothing(tmp_path):
     train(tmp_path / "c", 0)
     assert not (tmp_path / "0").exists() and not (tmp_path / "xla" / "0").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "xla"]
+
+
+def test_a_second_sigterm_is_not_announced_again_and_ctrl_c_still_aborts(capsys):
+    import os
+    import signal
+
+    from w2v_jax.cli import _StopFlag
+
+    stop = _StopFlag()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop() and stop.signum == signal.SIGTERM
+        assert capsys.readouterr().err.count("SIGTERM received") == 1
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        stop.restore()

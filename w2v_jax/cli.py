@@ -137,6 +137,8 @@ class _StopFlag:
     def _handle(self, signum, frame):
         if self.signum is not None and signum == self._signal.SIGINT:
             raise KeyboardInterrupt
+        if self.signum is not None:  # a repeated SIGTERM: the stop is under way already
+            return
         self.signum = signum
         print(f"\nw2v-jax: {self._signal.Signals(signum).name} received; saving a checkpoint "
               "and stopping (Ctrl-C again to abort at once)", file=sys.stderr)
