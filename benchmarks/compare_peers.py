@@ -333,15 +333,19 @@ def plot(rows: list[dict], path: Path) -> None:
     groups = by_peer(rows)
     labels = [f"{peer}\n{mode}" for peer, mode in groups]
     colors = ["tab:blue" if peer.startswith("w2v-jax") else "tab:gray" for peer, _ in groups]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     for ax, key, title, scale in [(axes[0], "words_per_sec", "raw words/s (millions)", 1e-6),
                                   (axes[1], "analogy", "analogy accuracy, 3CosAdd 30k (%)", 100),
-                                  (axes[2], "wordsim", "WordSim-353 Spearman", 1)]:
+                                  (axes[2], "wordsim", "WordSim-353 Spearman", 1),
+                                  (axes[3], "peak_rss_mb", "peak RSS MB (hatched: of it "
+                                   "anonymous)", 1)]:
         vals = [np.asarray([r[key] * scale for r in rs]) for rs in groups.values()]
         ax.bar(range(len(vals)), [v.mean() for v in vals], color=colors,
                yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in vals], capsize=3)
         ax.set_xticks(range(len(vals)), labels, rotation=60, ha="right", fontsize=8)
         ax.set_title(title)
+    anon = [np.mean([r.get("peak_anon_mb", np.nan) for r in rs]) for rs in groups.values()]
+    axes[3].bar(range(len(anon)), anon, color="none", edgecolor="black", hatch="//")
     epochs = rows[0]["epochs"] if rows else "?"
     runs = max((len(rs) for rs in groups.values()), default=1)
     fig.suptitle(f"w2v-jax vs peers, {epochs} epochs, same corpus and hyper-parameters"
