@@ -374,3 +374,20 @@ def test_a_resumed_run_keeps_its_checkpoint_options_unless_given_others(corpus, 
         every_words=2000, every_minutes=None, keep=2)
     assert _checkpoint_options(flags(resume=None, checkpoint_every_minutes=0.0)) == \
         CheckpointOptions(every_minutes=None)
+
+
+def test_a_damaged_orbax_metadata_file_prints_no_log_lines(corpus, tmp_path, caplog):
+    # Orbax reads on without its _CHECKPOINT_METADATA (the tables' checksums still
+    # guard the restore) but logged "ERROR:absl:Failed to json parse ..." for it.
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(20),
+                  checkpoints=CheckpointOptions(every_words=5000), log=lambda m: None)
+    for meta in (out / CHECKPOINTS).glob("*/_CHECKPOINT_METADATA"):
+        meta.write_text(meta.read_text()[:20])
+    caplog.clear()
+    assert main(["export", str(out), str(tmp_path / "o.bin"), "--which", "out"]) == 0
+    summary = train_run(out, None, resume=True, log=lambda m: None)
+    assert summary["resumed_from"] is not None and (out / "vectors.bin").exists()
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= 30]  # WARNING and up
+    assert not any("json parse" in m for m in logged), logged

@@ -127,10 +127,11 @@ class Checkpointer:
         self._meta = meta
         self._every_words = every_words
         self._every_seconds = every_seconds
-        self._mngr = _manager(self.directory, keep, writer=True)
+        with _orbax_logs_held_back():
+            self._mngr = _manager(self.directory, keep, writer=True)
+            self.last_step: int | None = self._mngr.latest_step()
         self._last_words = 0
         self._last_time = time.monotonic()
-        self.last_step: int | None = self._mngr.latest_step()
         self.saves = 0
         self.blocking_seconds = 0.0  # time training waited on saves (copies, previous save)
 
@@ -223,6 +224,22 @@ def _quiet_if_it_fails():
         held.close()
 
 
+@contextlib.contextmanager
+def _orbax_logs_held_back():
+    """Orbax logs a damaged ``_CHECKPOINT_METADATA`` as an absl ERROR and reads on without
+    it (the restore still checks the tables' checksums); what goes wrong is reported by
+    the one-line warnings here, so its own lines are held back meanwhile."""
+    import logging
+
+    log = logging.getLogger("absl")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def restore_latest(directory: str | os.PathLike,
                    warn: Callable[[str], None] = _warn_stderr) -> Restored | None:
     """The newest checkpoint in ``directory`` that reads back intact, or None if there is none.
@@ -231,11 +248,16 @@ def restore_latest(directory: str | os.PathLike,
     skipped with a one-line warning and the previous one is tried. If checkpoints exist
     but none is usable, raises W2VError.
     """
-    import orbax.checkpoint as ocp
-
     directory = Path(directory)
     if not directory.is_dir():
         return None
+    with _orbax_logs_held_back():
+        return _restore_latest(directory, warn)
+
+
+def _restore_latest(directory: Path, warn: Callable[[str], None]) -> Restored | None:
+    import orbax.checkpoint as ocp
+
     mngr = _manager(directory)
     try:
         steps = sorted(mngr.all_steps(), reverse=True)
@@ -276,18 +298,20 @@ def latest_meta(directory: str | os.PathLike) -> dict[str, Any] | None:
     steps = checkpoint_steps(directory)
     if not steps:
         return None
-    mngr = _manager(Path(directory))
-    try:
-        for step in steps:
-            try:
-                with _quiet_if_it_fails():
-                    got = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-                return got["meta"]
-            except Exception:  # noqa: BLE001 - unreadable: the previous one, as restore_latest
-                continue
-        return None
-    finally:
-        mngr.close()
+    with _orbax_logs_held_back():
+        mngr = _manager(Path(directory))
+        try:
+            for step in steps:
+                try:
+                    with _quiet_if_it_fails():
+                        got = mngr.restore(step, args=ocp.args.Composite(
+                            meta=ocp.args.JsonRestore()))
+                    return got["meta"]
+                except Exception:  # noqa: BLE001 - unreadable: the previous one
+                    continue
+            return None
+        finally:
+            mngr.close()
 
 
 def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
