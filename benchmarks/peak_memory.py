@@ -69,6 +69,10 @@ def run_watched(cmd: list[str], interval: float = 0.02
     watcher.start()
     try:
         out, err = proc.communicate()
+    except BaseException:  # Ctrl-C in the driver: take the child down too
+        proc.kill()
+        proc.wait()
+        raise
     finally:
         done.set()
         watcher.join()

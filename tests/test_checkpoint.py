@@ -391,3 +391,36 @@ def test_a_damaged_orbax_metadata_file_prints_no_log_lines(corpus, tmp_path, cap
     assert summary["resumed_from"] is not None and (out / "vectors.bin").exists()
     logged = [r.getMessage() for r in caplog.records if r.levelno >= 30]  # WARNING and up
     assert not any("json parse" in m for m in logged), logged
+
+
+def test_checkpoints_of_older_formats_keep_their_defaults():
+    from w2v_jax.checkpoint import saved_config
+
+    old_cbow_softmax = {"config": {"sg": 0, "objective": "softmax", "batch_size": None}}
+    assert saved_config(old_cbow_softmax) | {} == {"sg": 0, "objective": "softmax",
+                                                   "batch_size": 512, "lanes": 1}
+    assert saved_config(old_cbow_softmax | {"format": 2})["batch_size"] is None
+    assert saved_config({"config": {"sg": 1, "objective": "softmax", "batch_size": None,
+                                    "lanes": 8}})["batch_size"] is None
+
+
+def test_a_checkpoint_without_a_clock_gives_no_whole_run_time(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(20),
+                  checkpoints=CheckpointOptions(every_words=5000), log=lambda m: None)
+    assert restore_latest(out / CHECKPOINTS).position.seconds > 0
+    import w2v_jax.checkpoint as ck
+
+    real = ck.Position
+
+    def as_before(**fields):  # a checkpoint written before Position.seconds existed
+        fields.pop("seconds", None)
+        return real(**{"seconds": None} | fields)
+
+    ck.Position = as_before
+    try:
+        summary = train_run(out, None, resume=True, log=lambda m: None)
+    finally:
+        ck.Position = real
+    assert summary["elapsed"] is None and summary["train_seconds"] > 0

@@ -277,3 +277,13 @@ def test_a_text_file_that_is_not_utf8_says_how_to_re_encode_it(tmp_path):
     path.write_bytes("caf\xe9 na\xefve r\xe9sum\xe9\n".encode("latin-1"))
     with pytest.raises(W2VError, match="UnicodeDecodeError.*re-encode it as UTF-8"):
         load(path, tmp_path / "cache")
+
+
+def test_a_byte_order_mark_is_dropped_as_by_load_corpus(tmp_path):
+    from w2v_jax.corpus import load_corpus
+
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfthe cat the dog\nthe end\n")
+    vocab, _ = load(path, tmp_path / "cache", min_count=1)
+    assert vocab.words == load_corpus(path, min_count=1)[0].words
+    assert "\ufeffthe" not in vocab.words

@@ -79,7 +79,7 @@ def test_run_skip_resume_summary_and_plots(exp_file, tmp_path, capsys):
     assert "training diverged" in json.loads((out / "bad__window=2__seed=0" / "failed.json").read_text())["error"]
     md = (out / "summary.md").read_text()
     assert "\n| ns window=2 | 2 |" in md and "\n| hs window=2 | 2 |" in md
-    assert "At equal wall-clock" in md and "Failed runs:" in md
+    assert "At equal training time" in md and "Failed runs:" in md
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert len(rows) == 2 and all(r["seeds"] == "2" for r in rows)
     assert all(float(r["words/s std"]) >= 0 and float(r["words/s"]) > 0 for r in rows)
@@ -185,3 +185,25 @@ def test_set_takes_one_value_and_a_stop_exits_with_its_signal(exp_file, monkeypa
     monkeypatch.setattr(ex, "run_experiment", stopped)
     assert run_main([str(exp_file), "--out", str(exp_file.parent / "o")]) == 128 + signal.SIGTERM
     assert "stopped by SIGTERM; run the same command again" in capsys.readouterr().err
+
+
+def test_a_run_resumed_at_its_end_keeps_its_clock_and_a_changed_corpus_is_refused(tmp_path,
+                                                                                 capsys):
+    (tmp_path / "c.txt").write_text(planted_topics_text())
+    toml = tmp_path / "one.toml"
+    toml.write_text(f'name = "one"\ncorpus = "{tmp_path / "c.txt"}"\n[base]\nvector_size = 8\n'
+                    'min_count = 1\nepochs = 1\nbatch_size = 32\nsteps_per_call = 8\n'
+                    '[[runs]]\nname = "a"\n')
+    out = tmp_path / "out"
+    assert run_main([str(toml), "--out", str(out)]) == 0
+    first = ex.summarise(ex.load_results(out))[0]
+    for f in ("scores.json", "vectors.bin", "config.json"):  # killed after the last checkpoint
+        (out / "a" / f).unlink()
+    assert run_main([str(toml), "--out", str(out)]) == 0  # nothing left to train
+    again = ex.summarise(ex.load_results(out))[0]
+    assert again["train s"][0] == pytest.approx(first["train s"][0], rel=0.05)
+    assert again["words/s"][0] == pytest.approx(first["words/s"][0], rel=0.05)
+    (tmp_path / "d.txt").write_text(planted_topics_text())
+    capsys.readouterr()
+    assert run_main([str(toml), "--out", str(out), "--corpus", str(tmp_path / "d.txt")]) == 2
+    assert "holds run a on another corpus" in capsys.readouterr().err

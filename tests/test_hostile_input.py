@@ -220,3 +220,19 @@ def test_a_run_that_fails_before_writing_leaves_no_empty_out_dir(tmp_path, capsy
     _fails(capsys, ["train", "--corpus", str(tmp_path / "empty.txt"), "--out", str(out), *FAST],
            "has no words")
     assert out.is_dir()
+
+
+def test_a_failed_run_leaves_a_new_out_dir_that_another_process_holds(tmp_path):
+    import fcntl
+
+    from w2v_jax.checkpoint import LOCK
+    from w2v_jax.cli import _remove_if_abandoned
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process training there
+        _remove_if_abandoned(out)
+        assert (out / LOCK).exists()
+    _remove_if_abandoned(out)  # released: nobody trains there
+    assert not out.exists()

@@ -130,7 +130,9 @@ def test_vectors_files_with_nan_inf_or_nothing_are_refused_in_one_line(tmp_path,
     assert ("is empty" in msg) if not text else ("vector of 'a' (entry 1) holds NaN or inf" in msg)
 
 
-def test_a_vectors_file_with_a_word_twice_is_refused(tmp_path):
+def test_a_vectors_file_with_a_word_twice_keeps_the_first_as_gensim(tmp_path):
     (tmp_path / "dup.txt").write_text("3 2\na 1 2\nb 3 4\na 1 2.1\n")
-    with pytest.raises(W2VError, match=r"the word 'a' appears twice \(entries 1 and 3\)"):
-        KeyedVectors.load_word2vec_format(tmp_path / "dup.txt")
+    with pytest.warns(UserWarning, match=r"1 repeated word\(s\), e.g. 'a'; kept the first"):
+        kv = KeyedVectors.load_word2vec_format(tmp_path / "dup.txt")
+    assert kv.index_to_key == ["a", "b"] and kv["a"].tolist() == [1.0, 2.0]
+    assert [w for w, _ in kv.most_similar("a")] == ["b"]  # not its own twin

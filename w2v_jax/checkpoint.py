@@ -55,14 +55,15 @@ class Position:
       block: device blocks (``steps_per_call`` steps each) of that epoch already done.
       words: raw corpus words processed so far, all epochs (for progress and ETA).
       seconds: training time so far, all epochs and earlier runs of a resumed one, on
-        the trainer's clock (``Progress.elapsed``: compiles included, evaluation and
-        checkpoint pauses not); 0 in checkpoints written before it was kept.
+        the trainer's clock (``Progress.elapsed``: the compile ahead of training and
+        the pauses to evaluate or checkpoint not counted); None when unknown (restored
+        from a checkpoint written before it was kept).
     """
 
     epoch: int = 0
     block: int = 0
     words: int = 0
-    seconds: float = 0.0
+    seconds: float | None = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,7 +272,8 @@ def _restore_latest(directory: Path, warn: Callable[[str], None]) -> Restored | 
                 if (_crc(w_in), _crc(w_out)) != (meta["crc32"]["w_in"], meta["crc32"]["w_out"]):
                     raise ValueError("the tables do not match their saved checksums")
                 return Restored(step, w_in, w_out, np.asarray(tree["key"]),
-                                Position(**meta["position"]), meta, tuple(steps[:n]))
+                                Position(**{"seconds": None} | meta["position"]), meta,
+                                tuple(steps[:n]))
             except Exception as e:  # noqa: BLE001 - any failure means: try the previous one
                 reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
                 warn(f"checkpoint {directory / str(step)} is unusable ({reason}); "
@@ -285,9 +287,14 @@ def _restore_latest(directory: Path, warn: Callable[[str], None]) -> Restored | 
 
 
 def saved_config(meta: dict[str, Any]) -> dict[str, Any]:
-    """The config in a checkpoint's metadata, fields added since filled in as the older
-    runs had them (before ``Config.lanes`` existed, runs read the corpus in order)."""
-    return {"lanes": 1} | meta["config"]
+    """The config in a checkpoint's metadata, with what has changed since pinned as the
+    older runs had it: before ``Config.lanes`` existed, runs read the corpus in order;
+    before format 2, CBOW with the full softmax defaulted to 512 windows a step."""
+    config = {"lanes": 1} | meta["config"]
+    if (meta.get("format", 1) < 2 and config.get("batch_size") is None
+            and config.get("sg") == 0 and config.get("objective") == "softmax"):
+        config["batch_size"] = 512
+    return config
 
 
 def latest_meta(directory: str | os.PathLike) -> dict[str, Any] | None:

@@ -151,6 +151,22 @@ class _StopFlag:
             self._signal.signal(s, h)
 
 
+def _remove_if_abandoned(out: Path) -> None:
+    """Removes ``out`` if it holds nothing but a lock file that no process holds (another
+    process that started on the same new directory may be training there)."""
+    import fcntl
+
+    from w2v_jax.checkpoint import LOCK
+
+    with contextlib.suppress(OSError):
+        if [p.name for p in out.iterdir()] != [LOCK]:
+            return
+        with open(out / LOCK, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError if someone holds it
+            (out / LOCK).unlink()
+        out.rmdir()
+
+
 def _checkpoint_options(args) -> CheckpointOptions | None:
     """The flags given, over the run's saved options (--resume) or the defaults; None
     with --resume and no checkpoint flag: the run goes on as it was started."""
@@ -178,7 +194,6 @@ def _train(args) -> int:
     import jax
     from tqdm import tqdm
 
-    from w2v_jax.checkpoint import LOCK
     from w2v_jax.errors import Interrupted
     from w2v_jax.parallel import initialize_distributed
     from w2v_jax.run import DatasetOptions, train_run
@@ -253,9 +268,7 @@ def _train(args) -> int:
         return 128 + signum
     except BaseException:
         if new_dir:  # a run that failed before writing anything leaves no empty --out
-            with contextlib.suppress(OSError):
-                (Path(out) / LOCK).unlink()
-                Path(out).rmdir()  # only if nothing else is in it
+            _remove_if_abandoned(Path(out))
         raise
     finally:
         stop.restore()

@@ -202,6 +202,8 @@ def _words(text, lowercase: bool) -> Iterable[str]:
         raise W2VError(f"the text column holds {type(text).__name__} values, not strings; "
                        "pass a column of text with --text-column")
     text = text.lower() if lowercase else text
+    if text.startswith("\ufeff"):  # a byte-order mark (a file's first row): not a word
+        text = text[1:]
     if len(text) > _LONG_ROW:  # one 100 MB row (text8) would split into a 1 GB list
         return (m.group() for m in _WORD.finditer(text))
     return text.split()

@@ -77,7 +77,7 @@ class Experiment:
     seeds: list[int] | None
     eval_each_epoch: bool
     scaling: dict[str, Any] | None = None  # {"vocab_sizes": [...], "objectives": [...], ...}
-    equal_time_seconds: float | None = None  # budget of the equal-wall-clock table
+    equal_time_seconds: float | None = None  # budget of the equal-training-time table
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
@@ -208,7 +208,7 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                    "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
     for i, spec in enumerate(specs, 1):
         run_dir = out / spec.name
-        _check_same_config(run_dir, spec)
+        _check_same_config(run_dir, spec, corpus)
         if (run_dir / SCORES).exists():
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
@@ -236,18 +236,24 @@ def failures(out_dir: str | os.PathLike) -> dict[str, str]:
             for p in sorted(Path(out_dir).glob(f"*/{FAILED}"))}
 
 
-def _check_same_config(run_dir: Path, spec: RunSpec) -> None:
+def _check_same_config(run_dir: Path, spec: RunSpec, corpus: str | os.PathLike) -> None:
     """A run directory left by an earlier invocation must hold the same config: skipping a
     finished run, or resuming an interrupted or failed one (which goes on with its
     checkpoint's config), whose file has since changed would mix results silently."""
+    from w2v_jax.run import _same_source
+
     path = run_dir / "config.json"
     if path.exists():
         saved, what = json.loads(path.read_text()), "run"
+        saved_corpus = saved.get("corpus")
     else:
         meta, what = latest_meta(run_dir / CHECKPOINTS), "unfinished run"
         if meta is None:
             return
-        saved = saved_config(meta)
+        saved, saved_corpus = saved_config(meta), meta.get("corpus")
+    if saved_corpus is not None and not _same_source(saved_corpus, str(corpus)):
+        raise W2VError(f"{run_dir} holds {what} {spec.name} on another corpus ({saved_corpus}, "
+                       f"not {corpus}); delete it or choose another --out")
     diff = {k: (saved.get(k), v) for k, v in spec.config.to_dict().items() if saved.get(k) != v}
     if diff:
         raise W2VError(f"{run_dir} holds {what} {spec.name} with another config "
@@ -325,7 +331,7 @@ def _row(r: dict) -> dict[str, Any]:
     cfg, done, progress = r["config"], r["done"], r["progress"]
     train_s = _run_seconds(done)
     words, n_steps = done.get("total_words"), done.get("total_steps")
-    if "elapsed" not in done:  # older record: this process's words and steps
+    if done.get("elapsed") is None:  # older record, or clock unknown: this process's words, steps
         words, n_steps = None, done.get("steps")
     return {"objective": cfg["objective"], "model": "SG" if cfg["sg"] else "CBOW",
             "negative": cfg["negative"] if cfg["objective"] == "ns" else "-",
@@ -360,7 +366,7 @@ def summarise(results: list[dict]) -> list[dict[str, Any]]:
 
 def at_equal_time(results: list[dict],
                   budget: float | None = None) -> tuple[float, list[dict[str, Any]]]:
-    """Scores at a wall-clock budget (default: the fastest run's training time): each run's
+    """Scores at a training-time budget (default: the fastest run's training time): each run's
     last per-epoch evaluation finished within that many training seconds (None: no epoch
     done by then). Both on the trainer's clock (``Progress.elapsed``). No rows when no run
     evaluated each epoch."""
@@ -406,7 +412,7 @@ def write_summary(table: list[dict], out_dir: str | os.PathLike, title: str,
     text = "\n".join(md) + "\n"
     if equal_time is not None and equal_time[1]:
         budget, rows = equal_time
-        text += (f"\nAt equal wall-clock ({budget:.1f} training seconds; scores of the last "
+        text += (f"\nAt equal training time ({budget:.1f} training seconds; scores of the last "
                  "epoch each run finished by then):\n\n"
                  "| run | epochs done | words seen | analogy | WordSim-353 |\n|---|---|---|---|---|\n")
         for r in rows:

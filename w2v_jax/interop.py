@@ -41,11 +41,13 @@ def run_vectors(run_dir: str | os.PathLike, which: str = "in") -> KeyedVectors:
     finished = (run / "vectors.bin").exists()
     if which == "in" and finished:
         return KeyedVectors.load_word2vec_format(run / "vectors.bin", binary=True)
-    only_in = "only --which in can be exported" if finished else "resume the run first"
+    only_in = ("only --which in can be exported" if finished else
+               "nothing can be exported; train it again with --overwrite")
     try:
         restored = restore_latest(run / CHECKPOINTS)
     except W2VError:  # every checkpoint corrupt
-        raise W2VError(f"no checkpoint of {run} reads back intact, so its W_out is lost; "
+        lost = "its W_out is" if finished else "its tables are"
+        raise W2VError(f"no checkpoint of {run} reads back intact, so {lost} lost; "
                        f"{only_in}") from None
     if restored is None:
         raise W2VError(f"{run} has no checkpoint, so its W_out was not kept (trained with "

@@ -334,7 +334,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 every_seconds=None if minutes is None else minutes * 60.0,
                 meta={"config": config.to_dict(), "corpus": str(corpus_path),
                       "dataset": None if dataset is None else dataclasses.asdict(dataset),
-                      "vocab": _vocab_meta(vocab), "format": 1,
+                      "vocab": _vocab_meta(vocab), "format": 2,
                       "checkpoints": dataclasses.asdict(checkpoints)})
 
         last: list[Progress] = []  # the latest progress, for the eval records
@@ -371,8 +371,10 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                        "words_per_sec": round(words / max(t_train, 1e-9)),
                        "steps": int(state.step) - (0 if restored is None else restored.step),
                        "resumed_from": None if restored is None else restored.step,
-                       # The whole run's, across resumes, on the trainer's clock:
-                       "elapsed": last[0].elapsed if last else None,
+                       # The whole run's, across resumes, on the trainer's clock (None:
+                       # resumed from a checkpoint that did not keep it):
+                       "elapsed": (None if start.seconds is None
+                                   else last[0].elapsed if last else start.seconds),
                        "total_steps": int(state.step),
                        "total_words": config.epochs * corpus.raw_words}
             if checkpointer is not None:

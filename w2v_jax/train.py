@@ -679,8 +679,8 @@ class Progress(NamedTuple):
     loss: float  # mean loss per positive example over the last call
     lr: float
     words_per_sec: float  # this run's words over this run's time (a resumed run: since resuming)
-    elapsed: float  # training seconds, compiles included, pauses to evaluate or checkpoint
-    # not; a resumed run goes on from the checkpoint's ``Position.seconds``
+    elapsed: float  # training seconds (not counting the compile ahead of training or the
+    # pauses to evaluate or checkpoint); a resumed run goes on from ``Position.seconds``
 
 
 def train(config: Config, vocab: Vocab, corpus: Corpus,
@@ -800,7 +800,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             el = time.perf_counter() - t0
             rate = (call["words"] - words_at_start) / max(el, 1e-9)
             on_progress(Progress(call["epoch"], call["words"], total, loss, call["lr"], rate,
-                                 start.seconds + el))
+                                 (start.seconds or 0.0) + el))
 
     def end_epoch(epoch):
         nonlocal t0
@@ -814,7 +814,8 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         paused = time.perf_counter()
         host = on_host(state)  # with several processes: a collective gather of the tables
         if checkpointer is not None:
-            seconds = start.seconds + paused - t0  # the clock at the save, as Progress has it
+            # The clock at the save, as Progress has it (unknown stays unknown).
+            seconds = None if start.seconds is None else start.seconds + paused - t0
             checkpointer.save(host, dataclasses.replace(position, seconds=seconds))
         t0 += time.perf_counter() - paused
 

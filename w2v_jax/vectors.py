@@ -155,7 +155,7 @@ class KeyedVectors:
         if not path.is_file():
             raise W2VError(f"vectors file {path} does not exist or is not a file")
         data = path.read_bytes()
-        if not data.strip():
+        if not data or data.isspace():  # (strip() would copy the whole file)
             raise W2VError(f"vectors file {path} is empty; pass a word2vec text or binary file")
         nl = data.find(b"\n")
         try:
@@ -185,12 +185,15 @@ class KeyedVectors:
                 raise W2VError(f"{path}: the vector of {words[bad[0]]!r} (entry {bad[0] + 1}) "
                                f"holds NaN or inf ({bad.size} such); the file is corrupt or "
                                "comes from a diverged run")
-            if len(set(words)) < len(words):  # a word's neighbour would be its own twin
+            if len(set(words)) < len(words):  # as gensim: the first entry of a word is kept
                 seen: dict[str, int] = {}
-                i, j = next((seen[w], i) for i, w in enumerate(words)
-                            if seen.setdefault(w, i) != i)
-                raise W2VError(f"{path}: the word {words[i]!r} appears twice (entries {i + 1} "
-                               f"and {j + 1}); a vectors file holds each word once")
+                for i, w in enumerate(words):
+                    seen.setdefault(w, i)
+                again = next(w for i, w in enumerate(words) if seen[w] != i)
+                warnings.warn(f"{path}: {len(words) - len(seen)} repeated word(s), e.g. "
+                              f"{again!r}; kept the first entry of each", stacklevel=2)
+                first = sorted(seen.values())
+                words, rows = [words[i] for i in first], rows[first]
             return cls(words, rows)
         raise W2VError(f"{path}: truncated or malformed ({'; '.join(errors)}); the file may be "
                        "incomplete or not match its header")
@@ -224,6 +227,16 @@ def _read_binary(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.n
 def _read_text(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.ndarray]:
     """V lines ``word v1 … vd`` (the last newline optional)."""
     words, rows = [], np.empty((v, d), np.float32)
+    with warnings.catch_warnings():  # 1e39 → inf, reported once by the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pos = _read_text_rows(data, pos, v, d, words, rows)
+    if data[pos:].strip():
+        raise _Malformed(f"more lines follow the {v} entries of the header")
+    return words, rows
+
+
+def _read_text_rows(data: bytes, pos: int, v: int, d: int, words: list[str],
+                    rows: np.ndarray) -> int:
     for i in range(v):
         end = data.find(b"\n", pos)
         end = len(data) if end < 0 else end
@@ -231,17 +244,13 @@ def _read_text(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.nda
             parts = data[pos:end].decode("utf-8").rstrip().split(" ")
             if len(parts) != d + 1 or not parts[0]:  # else numpy would broadcast a short row
                 raise ValueError
-            with warnings.catch_warnings():  # 1e39 → inf: reported once, below
-                warnings.simplefilter("ignore", RuntimeWarning)
-                rows[i] = np.asarray(parts[1:], dtype=np.float32)
+            rows[i] = np.asarray(parts[1:], dtype=np.float32)
         except (ValueError, UnicodeDecodeError):
             raise _Malformed(f"entry {i + 1} of {v} (line {i + 2}) is not a word and {d} "
                              "numbers") from None
         words.append(parts[0])
         pos = end + 1
-    if data[pos:].strip():
-        raise _Malformed(f"more lines follow the {v} entries of the header")
-    return words, rows
+    return pos
 
 
 def _looks_binary(data: bytes, pos: int, d: int) -> bool:
