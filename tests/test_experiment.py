@@ -133,9 +133,8 @@ def test_cost_per_pair_grows_with_v_for_softmax_only():
     assert np.isfinite(soft + ns).all()
 
 
-def test_an_unfinished_run_is_not_resumed_under_a_changed_config(tmp_path, capsys):
-    # A killed (or failed) run resumes with its checkpoint's config: if the file changed
-    # since, resuming would train the old settings and list the new ones.
+def _one_finished_run(tmp_path):
+    """An experiment of one tiny run, trained: (its TOML file, its directory)."""
     (tmp_path / "c.txt").write_text(planted_topics_text())
     toml = tmp_path / "one.toml"
     toml.write_text(f'name = "one"\ncorpus = "{tmp_path / "c.txt"}"\n[base]\nvector_size = 8\n'
@@ -143,6 +142,13 @@ def test_an_unfinished_run_is_not_resumed_under_a_changed_config(tmp_path, capsy
                     '[[runs]]\nname = "a"\n')
     out = tmp_path / "out"
     assert run_main([str(toml), "--out", str(out)]) == 0
+    return toml, out
+
+
+def test_an_unfinished_run_is_not_resumed_under_a_changed_config(tmp_path, capsys):
+    # A killed (or failed) run resumes with its checkpoint's config: if the file changed
+    # since, resuming would train the old settings and list the new ones.
+    toml, out = _one_finished_run(tmp_path)
     for f in ("scores.json", "vectors.bin", "config.json"):  # as a kill leaves it
         (out / "a" / f).unlink()
     capsys.readouterr()
@@ -189,13 +195,7 @@ def test_set_takes_one_value_and_a_stop_exits_with_its_signal(exp_file, monkeypa
 
 def test_a_run_resumed_at_its_end_keeps_its_clock_and_a_changed_corpus_is_refused(tmp_path,
                                                                                  capsys):
-    (tmp_path / "c.txt").write_text(planted_topics_text())
-    toml = tmp_path / "one.toml"
-    toml.write_text(f'name = "one"\ncorpus = "{tmp_path / "c.txt"}"\n[base]\nvector_size = 8\n'
-                    'min_count = 1\nepochs = 1\nbatch_size = 32\nsteps_per_call = 8\n'
-                    '[[runs]]\nname = "a"\n')
-    out = tmp_path / "out"
-    assert run_main([str(toml), "--out", str(out)]) == 0
+    toml, out = _one_finished_run(tmp_path)
     first = ex.summarise(ex.load_results(out))[0]
     for f in ("scores.json", "vectors.bin", "config.json"):  # killed after the last checkpoint
         (out / "a" / f).unlink()
