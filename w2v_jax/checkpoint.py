@@ -387,4 +387,4 @@ class RunLock:
 
 
 __all__ = ["CHECKPOINTS", "CORRUPT", "Checkpointer", "Position", "Restored", "RunLock",
-           "checkpoint_steps", "restore_latest", "set_aside"]
+           "checkpoint_steps", "latest_meta", "restore_latest", "saved_config", "set_aside"]

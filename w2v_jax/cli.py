@@ -154,16 +154,13 @@ class _StopFlag:
 def _remove_if_abandoned(out: Path) -> None:
     """Removes ``out`` if it holds nothing but a lock file that no process holds (another
     process that started on the same new directory may be training there)."""
-    import fcntl
+    from w2v_jax.checkpoint import LOCK, RunLock
 
-    from w2v_jax.checkpoint import LOCK
-
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, W2VError):
         if [p.name for p in out.iterdir()] != [LOCK]:
             return
-        with open(out / LOCK, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError if someone holds it
-            (out / LOCK).unlink()
+        with RunLock(out) as lock:  # W2VError if another process holds it
+            lock.path.unlink()
         out.rmdir()
 
 
