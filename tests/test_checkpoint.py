@@ -424,3 +424,24 @@ def test_a_checkpoint_without_a_clock_gives_no_whole_run_time(corpus, tmp_path):
     finally:
         ck.Position = real
     assert summary["elapsed"] is None and summary["train_seconds"] > 0
+
+
+def test_a_stop_at_an_epochs_last_block_still_evaluates_that_epoch(corpus, tmp_path):
+    import json
+
+    from w2v_jax.experiment import _current_records
+
+    epochs = []
+    train_run(tmp_path / "plain", Config(**HYPER), corpus, log=lambda m: None,
+              checkpoints=CheckpointOptions(enabled=False),
+              on_progress=lambda p: epochs.append(p.epoch))
+    first_epoch_calls = epochs.count(0)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, eval_each_epoch=True, log=lambda m: None,
+                  should_stop=_stop_after(first_epoch_calls))
+    assert restore_latest(out / CHECKPOINTS).position.epoch == 1  # stopped at the boundary
+    train_run(out, None, resume=True, eval_each_epoch=True, log=lambda m: None)
+    evals = [r["epoch"] for r in _current_records(out / "metrics.jsonl")
+             if r.get("event") == "eval"]
+    assert evals == [1, 2], json.dumps(evals)

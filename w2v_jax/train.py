@@ -851,6 +851,11 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             report(pending)
             save(position)
         if stop:
+            # Stopped at an epoch's last block (of every process): evaluate it now, since
+            # the resumed run starts at the next epoch.
+            if not agreed(prog < 1.0)[0]:
+                report(pending)
+                end_epoch(epoch)
             raise Interrupted(None if checkpointer is None else checkpointer.last_step)
     if pending is not None:
         report(pending)
