@@ -132,6 +132,7 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--cbow-update", "exact"], "--cbow-update applies to CBOW only"),
     (["--lowercase"], "--lowercase applies to --dataset only"),
     (["--text-column", "body"], "--text-column applies to --dataset only"),
+    (["--num-proc", "0"], "--num-proc applies to --dataset only"),  # 0 is falsy, still given
     (["--alpha", "1e308"], "alpha must be at most 3.4e+38"),
     (["--coordinator", "localhost:1", "--num-processes", "0", "--process-id", "0"],
      "--num-processes must be at least 1"),

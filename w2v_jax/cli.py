@@ -207,7 +207,7 @@ def _train(args) -> int:
                                  lowercase=args.lowercase, cache_dir=args.cache_dir)
     else:  # a resumed run's dataset options come from its checkpoint
         for flag in ("text_column", "streaming", "num_proc", "lowercase", "cache_dir"):
-            if getattr(args, flag) not in (None, False):
+            if getattr(args, flag) is not None and getattr(args, flag) is not False:
                 raise W2VError(f"--{flag.replace('_', '-')} applies to --dataset only; drop it"
                                + ("" if args.resume else " or read the corpus with --dataset"))
 
