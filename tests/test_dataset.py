@@ -287,3 +287,42 @@ def test_a_byte_order_mark_is_dropped_as_by_load_corpus(tmp_path):
     vocab, _ = load(path, tmp_path / "cache", min_count=1)
     assert vocab.words == load_corpus(path, min_count=1)[0].words
     assert "\ufeffthe" not in vocab.words
+
+
+def test_hub_check_tells_a_closed_port_from_a_listening_one(monkeypatch):
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert dataset_mod._hub_unreachable() is None
+    # The port is closed now: refused at once, no retries.
+    assert dataset_mod._hub_unreachable() == f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the user's own offline mode is left to datasets
+    assert dataset_mod._hub_unreachable() is None
+
+
+def test_uncached_hub_name_without_network_fails_fast_and_says_why(tmp_path, monkeypatch):
+    import time
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    import datasets
+    import huggingface_hub.constants
+
+    for module, name in ((datasets.config, "HF_HUB_OFFLINE"), (datasets.config, "HF_DATASETS_OFFLINE"),
+                         (huggingface_hub.constants, "HF_HUB_OFFLINE")):
+        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+    monkeypatch.setattr(dataset_mod, "_hub_unreachable", lambda: "https://hub.invalid")
+    messages = []
+    t = time.perf_counter()
+    with pytest.raises(W2VError, match=r"not in the local cache .* the hub \(https://hub.invalid\) "
+                                       r"cannot be reached"):
+        load("someone/some-dataset", tmp_path / "c", messages)
+    assert time.perf_counter() - t < 20  # the hub client's retries took ~27 s
+    assert any("looking for someone/some-dataset in the local cache only" in m for m in messages)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

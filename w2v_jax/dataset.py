@@ -187,6 +187,40 @@ def _open_dataset(src: _Source, streaming: bool, num_proc: int | None, hf_cache:
     return ds
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """The hub's address if a TCP connection to it fails within ``timeout`` seconds, else
+    None (also when the user set ``HF_HUB_OFFLINE`` themselves, which ``datasets`` obeys).
+
+    Without the check an uncached hub name on a machine without network spent ~27 s in
+    the hub client's retries (and printed each one) before failing.
+    """
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+        return None
+    import socket
+    import urllib.parse
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urllib.parse.urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return endpoint
+    return None
+
+
+def _go_offline() -> None:
+    """Puts ``datasets`` and the hub client in offline mode (cache only), also when they
+    were imported before (they read the variables once, at import)."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    if "datasets" in sys.modules:
+        import datasets
+        import huggingface_hub.constants
+
+        datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
 def _check_column(columns: Iterable[str], column: str, source: str) -> None:
     columns = list(columns)
     if column not in columns:
@@ -436,6 +470,11 @@ def load_dataset_corpus(source: str | os.PathLike | Sequence[str | os.PathLike],
     if src.kind != "hub":  # set before datasets is imported, so nothing tries the network
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    hub_down = src.kind == "hub" and _hub_unreachable()
+    if hub_down:
+        log(f"w2v-jax: the hub ({hub_down}) cannot be reached; looking for {src.name} in "
+            "the local cache only")
+        _go_offline()
     if src.kind == "files" and all(os.path.getsize(p) == 0 for p in src.paths):
         raise W2VError(f"dataset {src.name} has no words (empty files); pass a dataset with text")
     entry = cache_entry(source, text_column=text_column, min_count=min_count,
@@ -449,7 +488,14 @@ def load_dataset_corpus(source: str | os.PathLike | Sequence[str | os.PathLike],
             return loaded
         log(f"w2v-jax: warning: cache entry {entry} is incomplete ({problem}); rebuilding it")
     settings = _settings(text_column, lowercase, min_count, max_vocab_size, max_vocab_types)
-    _build(src, entry, settings, streaming, num_proc, log)
+    try:
+        _build(src, entry, settings, streaming, num_proc, log)
+    except W2VError as e:
+        if not hub_down:
+            raise
+        raise W2VError(f"dataset {src.name} is not in the local cache ({entry.parent.parent}) "
+                       f"and the hub ({hub_down}) cannot be reached; download it on a machine "
+                       "with network and copy the cache, or pass local files") from e
     loaded, problem = _read_entry(entry)
     if loaded is None:
         raise W2VError(f"the cache entry {entry} just written is unreadable ({problem}); "
