@@ -143,13 +143,13 @@ def _window_sum(span: jax.Array, weight: jax.Array, window: int) -> jax.Array:
     return jax.lax.fori_loop(0, window, add, jnp.zeros((c, span.shape[1]), span.dtype))
 
 
-def _row_dot(a: jax.Array, b: jax.Array) -> jax.Array:
-    """f[N]: the row-wise dot products of a, b: f[N, d].
+def _row_dot(a: jax.Array, b: jax.Array | None) -> jax.Array:
+    """f[N]: the row-wise dot products of a, b: f[N, d] (b None: the row sums of a).
 
     A product with a vector of ones rather than a row sum: XLA:CPU rewrites a sum over
     d > 32 into a reduce-window tree, which measured ~13% slower on the whole CBOW step.
     """
-    return (a * b) @ jnp.ones((a.shape[1],), a.dtype)
+    return (a if b is None else a * b) @ jnp.ones((a.shape[1],), a.dtype)
 
 
 def _spread(weight: jax.Array, rows: jax.Array, window: int) -> jax.Array:
@@ -196,10 +196,12 @@ def _shared_negatives(h: jax.Array, weight: jax.Array, c_neg: jax.Array, lr: jax
 
     Each example's K terms are weighted by ``weight`` (0/1 for a pair or window, n·K/M
     for a skip-gram centre's M draws).
-    With few draws per group (K < 16) it is computed one negative at a time on f[C, d]
-    arrays, which XLA:CPU fuses into a few loops; with many (skip-gram's M = 30 per
-    centre) as G batched S×d·d×K matmuls, which made that step ~20% faster (jaxlib
-    0.10.2; at K = 5 the matmuls were ~20% slower).
+    With few draws per group (K < 16) the C·K scores are one product f[S, G, K, d] and
+    one dot with a vector of ones, and Δh is summed one negative at a time on f[C, d]
+    arrays, which XLA:CPU fuses into a few loops (scoring one negative at a time instead,
+    K products and K dots, made the CBOW step ~10% slower, with bit-identical results);
+    with many (skip-gram's M = 30 per centre) as G batched S×d·d×K matmuls, which made
+    that step ~20% faster (jaxlib 0.10.2; at K = 5 the matmuls were ~20% slower).
 
     Args:
       h: f[C, d]; weight: f[C]; c_neg: f[G, K, d] with G·S = C; lr: f[].
@@ -217,15 +219,14 @@ def _shared_negatives(h: jax.Array, weight: jax.Array, c_neg: jax.Array, lr: jax
         e = _materialize(jax.nn.sigmoid(score) * step.reshape(s, g, 1))
         return (loss, jnp.einsum("sgk,gkd->sgd", e, c_neg).reshape(c, d),
                 jnp.einsum("sgk,sgd->gkd", e, hs))
-    loss, d_h, d_neg = 0.0, 0.0, []
+    hs = h.reshape(s, g, 1, d)  # example i = s·G + g uses draw g
+    score = _row_dot((hs * c_neg).reshape(-1, d), None).reshape(s, g, k)
+    loss = -jnp.sum(weight.reshape(s, g, 1) * jax.nn.log_sigmoid(-score))
+    e = _materialize(jax.nn.sigmoid(score) * step.reshape(s, g, 1))
+    d_h, e_rows = 0.0, e.reshape(c, k)
     for j in range(k):
-        neg = jnp.tile(c_neg[:, j], (s, 1))  # f[C, d]: example i uses draw i mod G
-        score = _row_dot(h, neg)
-        loss = loss - jnp.sum(weight * jax.nn.log_sigmoid(-score))
-        e = _materialize(jax.nn.sigmoid(score) * step)
-        d_h = d_h + e[:, None] * neg
-        d_neg.append(jnp.sum((e[:, None] * h).reshape(s, g, d), axis=0))
-    return loss, d_h, jnp.stack(d_neg, axis=1)
+        d_h = d_h + e_rows[:, j, None] * jnp.tile(c_neg[:, j], (s, 1))
+    return loss, d_h, jnp.sum(e[..., None] * hs, axis=0)
 
 
 def _row_term_cap(ids: jax.Array, terms: jax.Array, vocab_size: int, cap: float) -> jax.Array:
