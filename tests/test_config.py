@@ -31,6 +31,28 @@ def test_bad_values_are_named(field, value, match):
 def test_batch_must_split_into_shared_blocks():
     with pytest.raises(W2VError, match="multiple of shared_negatives"):
         Config(batch_size=100, shared_negatives=16)
+    # hs and softmax share no negatives: any batch size, and gensim's negative=0.
+    assert Config(objective="hs", batch_size=7, negative=0).centres_per_step == 7
+    assert Config(objective="softmax", sg=0, batch_size=6).centres_per_step == 6
+
+
+def test_settings_that_do_not_apply_are_refused():
+    with pytest.raises(W2VError, match="max_row_terms does not apply to objective 'softmax'"):
+        Config(objective="softmax", max_row_terms=5.0)
+    with pytest.raises(W2VError, match=r"0 only with objective 'hs' or 'softmax'"):
+        Config(negative=0)
+
+
+def test_numpy_scalars_are_taken_as_plain_numbers():
+    import json
+
+    import numpy as np
+
+    c = Config(seed=np.int64(3), vector_size=np.int32(16), alpha=np.float32(0.5), sample=np.float16(0))
+    assert (type(c.seed), type(c.vector_size), type(c.alpha)) == (int, int, float)
+    assert json.loads(c.to_json())["seed"] == 3 and Config.from_dict(c.to_dict()) == c
+    with pytest.raises(W2VError, match="seed must be an integer"):
+        Config(seed=np.float64(3.0))
 
 
 def test_defaults_follow_gensim_and_roundtrip():

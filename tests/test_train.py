@@ -249,6 +249,43 @@ def test_gensim_like_api_trains_and_saves(topic_corpus, tmp_path):
     assert model.timings["train_seconds"] > 0
 
 
+def test_save_refuses_a_training_run_unless_overwrite(topic_corpus, tmp_path):
+    # Left beside the saved vectors, a trained run's checkpoints would be read as their
+    # W_out (export --which out): another vocabulary, silently.
+    from w2v_jax import Word2Vec, load_vectors
+    from w2v_jax.errors import W2VError
+    from w2v_jax.interop import run_vectors
+    from w2v_jax.run import train_run
+
+    train_run(tmp_path / "run", Config(vector_size=8, epochs=1, min_count=1, steps_per_call=8,
+                                       batch_size=16), corpus_path=topic_corpus)
+    model = Word2Vec(corpus_file=topic_corpus, vector_size=8, epochs=1, min_count=3,
+                     steps_per_call=8, batch_size=16)
+    with pytest.raises(W2VError, match="holds a training run .*overwrite=True"):
+        model.save(tmp_path / "run")
+    model.save(tmp_path / "run", overwrite=True)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    np.testing.assert_array_equal(load_vectors(tmp_path / "run").vectors, model.wv.vectors)
+    with pytest.raises(W2VError):
+        run_vectors(tmp_path / "run", which="out")  # no stale W_out any more
+    model.save(tmp_path / "run")  # an earlier save is simply replaced
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sentences": [["a", "b"]]}, "no argument 'sentences': write the sentences to a text file"),
+    ({"hs": 1}, "pass objective='hs'"),
+    ({"workers": 4}, "no worker threads"),
+    ({"windw": 3}, "unknown config field"),
+    ({"corpus_file": ""}, "corpus_file is empty"),
+])
+def test_api_refuses_gensim_only_and_empty_arguments(kwargs, match):
+    from w2v_jax import Word2Vec
+    from w2v_jax.errors import W2VError
+
+    with pytest.raises(W2VError, match=match):
+        Word2Vec(**kwargs)
+
+
 def test_cli_tunes_xla_only_when_unset(monkeypatch):
     import importlib.metadata
 

@@ -9,6 +9,7 @@ directory: resume, metrics), ``experiment`` (sweeps, summaries, plots), ``intero
 (exports, Flax layers).
 """
 
+from w2v_jax.cli import tune_xla_cpu
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus, embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
@@ -40,5 +41,5 @@ __all__ = [
     "build_vocab", "cbow_ns_grads", "cbow_ns_loss", "cbow_softmax_grads", "cbow_softmax_loss",
     "embedded_corpus_path", "hs_grads", "hs_loss", "init_state", "load_corpus", "load_vectors", "ns_block_grads",
     "ns_block_loss", "ns_grads", "ns_loss", "ns_update", "softmax_grads", "softmax_loss", "train",
-    "train_run",
+    "train_run", "tune_xla_cpu",
 ]

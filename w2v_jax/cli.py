@@ -400,6 +400,12 @@ def tune_xla_cpu() -> None:
     corpus: 36.5 s single-threaded vs 45.6 s, identical vectors). Measured with jaxlib
     0.10.2, and applied only to 0.10.x, since XLA aborts on flags it does not know; must
     run before JAX starts its backend.
+
+    The CLI and the experiment runner call it first. Python users call it themselves
+    (``w2v_jax.tune_xla_cpu()`` before their first JAX computation) to train as fast as
+    the CLI and get its floating-point results bit for bit: importing w2v_jax does not,
+    since the flags apply to every JAX computation of the process (Eigen's matmuls then
+    run on one thread).
     """
     import importlib.metadata
     import os

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from typing import Any
 
 from w2v_jax.errors import W2VError
@@ -135,6 +136,12 @@ class Config:
     tables: str = "replicated"
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # NumPy scalars (from grids) as plain numbers
+            v = getattr(self, f.name)
+            if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
+                object.__setattr__(self, f.name, int(v))
+            elif isinstance(v, numbers.Real) and not isinstance(v, (bool, int, float)):
+                object.__setattr__(self, f.name, float(v))
         _validate(self)
 
     @property
@@ -254,9 +261,12 @@ def _validate(c: Config) -> None:
         v = getattr(c, name)
         need(v is None or math.isfinite(v), f"{name} must be a finite number, got {v!r}")
     need(0 <= c.seed < 2**63, f"seed must be in 0 .. 2**63 - 1, got {c.seed}")
-    for name in ("vector_size", "window", "negative", "epochs", "steps_per_call", "devices",
-                 "lanes"):
+    for name in ("vector_size", "window", "epochs", "steps_per_call", "devices", "lanes"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
+    # hs and softmax draw no negatives: gensim's hs=1, negative=0 carries over.
+    need(c.negative > 0 or (c.objective != "ns" and c.negative == 0),
+         f"negative must be a positive integer, got {c.negative}"
+         + ("" if c.objective != "ns" else " (0 only with objective 'hs' or 'softmax')"))
     need(c.window <= MAX_WINDOW,
          f"window must be at most {MAX_WINDOW} (the step is compiled with one slice per "
          f"offset), got {c.window}")
@@ -278,8 +288,11 @@ def _validate(c: Config) -> None:
          f"batch_size must be a positive integer or None, got {c.batch_size}")
     need(c.shared_negatives is None or c.shared_negatives > 0,
          f"shared_negatives must be a positive integer or None, got {c.shared_negatives}")
-    need(c.centres_per_step % c.negatives_shared_by == 0,
+    need(c.objective != "ns" or c.centres_per_step % c.negatives_shared_by == 0,
          f"batch_size ({c.centres_per_step}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
+    need(c.max_row_terms is None or c.objective != "softmax",
+         "max_row_terms does not apply to objective 'softmax' (its step moves every W_out "
+         "row by one dense update); drop it, or lower alpha or batch_size to steady it")
     need(c.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
     need(c.objective in OBJECTIVES,
          f"objective must be one of {', '.join(OBJECTIVES)}, got {c.objective!r}")

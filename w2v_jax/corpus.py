@@ -79,7 +79,7 @@ class Corpus:
 
 def _open(path: Path):
     if not path.exists():
-        raise W2VError(f"corpus file {path} does not exist; check the path given to --corpus")
+        raise W2VError(f"corpus file {path} does not exist; check the path")
     if path.is_dir():
         raise W2VError(f"corpus path {path} is a directory; pass a text file (plain or .gz)")
     if not os.access(path, os.R_OK):

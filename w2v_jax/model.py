@@ -17,10 +17,26 @@ import numpy as np
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
-from w2v_jax.run import VECTORS, save_run
+from w2v_jax.checkpoint import CHECKPOINTS, RunLock
+from w2v_jax.run import METRICS, VECTORS, _clear_old_run, save_run
 from w2v_jax.train import Progress, TrainState, train
 from w2v_jax.vectors import KeyedVectors
 
+
+
+# gensim arguments with no field of the same name, and what to pass instead.
+_GENSIM_ONLY = {
+    "sentences": "write the sentences to a text file, one per line with words separated "
+                 "by spaces, and pass corpus_file",
+    "hs": "pass objective='hs' (hierarchical softmax) or objective='ns' (negative sampling)",
+    "workers": "w2v-jax trains one jitted step on the device (on a CPU, XLA's threads "
+               "and a host thread); there are no worker threads to set",
+    "cbow_mean": "CBOW always averages its context rows (gensim's cbow_mean=1)",
+    "iter": "pass epochs (gensim 4's name)",
+    "size": "pass vector_size (gensim 4's name)",
+    "max_final_vocab": "pass max_vocab_size: it keeps at most that many of the most "
+                       "frequent words, as gensim's max_final_vocab does",
+}
 
 
 class Word2Vec:
@@ -38,9 +54,15 @@ class Word2Vec:
 
     def __init__(self, corpus_file: str | os.PathLike | None = None,
                  on_progress: Callable[[Progress], None] | None = None, **hyper):
-        self.config = Config(**hyper)
+        for name, advice in _GENSIM_ONLY.items():
+            if name in hyper:
+                raise W2VError(f"Word2Vec has no argument {name!r}: {advice}")
+        self.config = Config.from_dict(hyper)
+        if corpus_file is not None and not str(corpus_file).strip():
+            raise W2VError("corpus_file is empty; give a path, or None for the embedded corpus")
         t0 = time.perf_counter()
-        self.vocab, corpus = load_corpus(corpus_file or embedded_corpus_path(),
+        self.vocab, corpus = load_corpus(corpus_file if corpus_file is not None
+                                         else embedded_corpus_path(),
                                          self.config.min_count, self.config.max_vocab_size)
         t1 = time.perf_counter()
         self.state: TrainState = train(self.config, self.vocab, corpus, on_progress)
@@ -49,9 +71,24 @@ class Word2Vec:
         self.timings = {"load_seconds": t1 - t0, "train_seconds": t2 - t1}
         self.wv = KeyedVectors(self.vocab.words, np.asarray(self.state.w_in))
 
-    def save(self, out_dir: str | os.PathLike) -> None:
-        """Writes vocab.txt, config.json and (last, atomically) vectors.bin into out_dir."""
-        save_run(out_dir, self.config, self.vocab, self.wv)
+    def save(self, out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+        """Writes vocab.txt, config.json and (last, atomically) vectors.bin into out_dir.
+
+        A directory that holds a ``w2v-jax train`` run (its checkpoints or metrics) is
+        refused unless ``overwrite``, which removes that run first: left beside these
+        vectors, its checkpoints would be read as their W_out (``export --which out``).
+        Files of an earlier ``save`` are simply replaced.
+        """
+        out = Path(out_dir)
+        trained_here = [name for name in (CHECKPOINTS, METRICS) if (out / name).exists()]
+        if trained_here and not overwrite:
+            raise W2VError(f"{out} holds a training run ({', '.join(trained_here)}); save "
+                           "elsewhere, or pass overwrite=True to replace that run")
+        if trained_here:
+            with RunLock(out) as lock:  # refused while a process trains there
+                _clear_old_run(out)
+                lock.path.unlink()
+        save_run(out, self.config, self.vocab, self.wv)
 
 
 def load_vectors(path: str | os.PathLike) -> KeyedVectors:
