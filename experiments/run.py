@@ -60,7 +60,7 @@ def _run(args, config: str) -> int:
 
     exp = ex.load_experiment(config)
     sweep = None if args.sweep is None else ex.parse_sweep(args.sweep)
-    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
+    seeds = None if args.seeds is None else ex.parse_seeds(args.seeds)
     overrides = ex.parse_overrides(args.set)
     specs = ex.expand(exp, sweep, seeds, overrides)
     corpus = ex.corpus_path(exp, args.corpus)
@@ -84,7 +84,7 @@ def _run(args, config: str) -> int:
     plots = ex.plot(results, out, exp.name)
     if exp.scaling:
         text += "\nCost per pair vs vocabulary size:\n\n" + ex.run_scaling(
-            exp.scaling, exp.base, out, log=lambda m: print(m, file=sys.stderr))
+            exp.scaling, exp.base | overrides, out, log=lambda m: print(m, file=sys.stderr))
         (out / "summary.md").write_text(text)
         plots += [out / "scaling.png", out / "scaling.json"]
     print(text)

@@ -112,6 +112,66 @@ def test_bad_experiment_files(tmp_path, capsys):
     assert "unknown key(s) bogus" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("body, match", [
+    ("seeds = 3", "seeds must be a list of integers"),
+    ("base = 3", "base must be a table"),
+    ("eval_each_epoch = \"false\"", "eval_each_epoch must be true or false"),
+    ("equal_time_seconds = \"30\"", "equal_time_seconds must be a positive number"),
+    ("corpus = 5", "corpus must be a string"),
+    ("[runs]\nname = \"a\"", "runs must be an array of tables"),
+    ("[sweep]\nwindow = 5", "sweep window must be a non-empty list"),
+    ("[sweep]\nwindow = []", "sweep window must be a non-empty list"),
+    ("[[runs]]\nname = 5", "run name 5 must be a non-empty directory name"),
+    ("[[runs]]\nname = \"../../escaped\"", "run name '../../escaped' must be"),
+    ("[[runs]]\nname = \"\"", "run name '' must be"),
+    ("[scaling]\nvocab_size = [1000]", "scaling: unknown key"),
+    ("[scaling]\nvocab_sizes = []", "vocab_sizes must list two or more"),
+])
+def test_bad_values_are_refused_before_anything_trains(tmp_path, capsys, body, match):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'name = "x"\n{body}\n')
+    assert run_main([str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_bad_seeds_flag_is_one_line(exp_file, capsys):
+    assert run_main([str(exp_file), "--seeds", "a,b"]) == 2
+    assert "--seeds 'a,b': expected comma-separated integers" in capsys.readouterr().err
+
+
+def test_scaling_points_are_measured_again_when_the_settings_change(tmp_path, monkeypatch):
+    import w2v_jax.scaling
+
+    measured = []
+
+    def fake_time(cfg, v, calls):
+        measured.append((cfg.objective, v, cfg.vector_size))
+        return 1e-6 * v ** (1.0 if cfg.objective == "softmax" else 0.1)
+
+    monkeypatch.setattr(w2v_jax.scaling, "time_per_pair", fake_time)
+    spec = {"vocab_sizes": [100, 1000], "objectives": ["softmax", "ns"]}
+    text = ex.run_scaling(spec, {"vector_size": 8}, tmp_path, log=lambda m: None)
+    assert len(measured) == 4 and "| log-log slope | 1.00 | 0.10 |" in text
+    ex.run_scaling(spec, {"vector_size": 8}, tmp_path, log=lambda m: None)
+    assert len(measured) == 4  # same settings: the points are reused
+    ex.run_scaling(spec, {"vector_size": 16}, tmp_path, log=lambda m: None)
+    assert len(measured) == 8 and measured[-1][2] == 16  # [base] changed: measured again
+
+
+def test_seed_spread_is_the_sample_sd():
+    def result(seed, analogy):
+        return {"name": f"a__seed={seed}", "group": "a", "varied": {"seed": seed},
+                "config": {"objective": "ns", "sg": 1, "negative": 5, "window": 5,
+                           "vector_size": 8},
+                "scores": {"analogy": analogy, "wordsim": 0.5}, "done": {}, "progress": [],
+                "evals": []}
+
+    row = ex.summarise([result(0, 0.10), result(1, 0.20)])[0]
+    mean, sd = row["analogy"]
+    assert mean == pytest.approx(0.15) and sd == pytest.approx(0.0707107, rel=1e-5)
+
+
 def test_cost_per_pair_grows_with_v_for_softmax_only():
     from w2v_jax.config import Config
 

@@ -95,16 +95,70 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     if unknown:
         raise W2VError(f"experiment {path}: unknown key(s) {', '.join(unknown)}; "
                        f"known: {', '.join(sorted(known))}")
+    _check_types(data, f"experiment {path}")
     runs = data.get("runs") or [{"name": "run"}]
     for i, r in enumerate(runs):
         if "name" not in r:
             raise W2VError(f"experiment {path}: run {i + 1} has no name")
+        check_run_name(r["name"], f"experiment {path}: run {i + 1}")
     return Experiment(name=data.get("name", path.stem), description=data.get("description", ""),
                       corpus=data.get("corpus", "embedded"), base=data.get("base", {}),
                       runs=runs, sweep=data.get("sweep", {}), seeds=data.get("seeds"),
-                      eval_each_epoch=bool(data.get("eval_each_epoch", True)),
+                      eval_each_epoch=data.get("eval_each_epoch", True),
                       scaling=data.get("scaling"),
                       equal_time_seconds=data.get("equal_time_seconds"))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_types(data: dict[str, Any], where: str) -> None:
+    """Refuses, before anything trains, a value of the wrong kind (a scalar where a list
+    belongs, a string for a number or a flag: ``bool("false")`` is True)."""
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise W2VError(f"{where}: {msg}")
+
+    for key in ("name", "description", "corpus"):
+        need(isinstance(data.get(key, ""), str), f"{key} must be a string, got {data.get(key)!r}")
+    need(isinstance(data.get("base", {}), dict), "base must be a table: [base]")
+    runs = data.get("runs", [])
+    need(isinstance(runs, list) and all(isinstance(r, dict) for r in runs),
+         "runs must be an array of tables: one [[runs]] header per run")
+    sweep = data.get("sweep", {})
+    need(isinstance(sweep, dict), "sweep must be a table: [sweep] with FIELD = [V1, V2, ...]")
+    for k, v in sweep.items():
+        need(isinstance(v, list) and len(v) > 0,
+             f"sweep {k} must be a non-empty list of values, got {v!r}")
+    seeds = data.get("seeds")
+    need(seeds is None or (isinstance(seeds, list) and all(_is_int(x) for x in seeds)),
+         f"seeds must be a list of integers, got {seeds!r}")
+    need(isinstance(data.get("eval_each_epoch", True), bool),
+         f"eval_each_epoch must be true or false, got {data.get('eval_each_epoch')!r}")
+    t = data.get("equal_time_seconds")
+    need(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0),
+         f"equal_time_seconds must be a positive number, got {t!r}")
+    scaling = data.get("scaling")
+    if scaling is not None:
+        need(isinstance(scaling, dict), "scaling must be a table: [scaling]")
+        unknown = sorted(set(scaling) - {"vocab_sizes", "objectives", "calls", "steps_per_call"})
+        need(not unknown, f"scaling: unknown key(s) {', '.join(unknown)}; known: calls, "
+                          "objectives, steps_per_call, vocab_sizes")
+        sizes = scaling.get("vocab_sizes")
+        need(isinstance(sizes, list) and len(sizes) > 1 and all(_is_int(v) and v > 1 for v in sizes),
+             f"scaling vocab_sizes must list two or more vocabulary sizes, got {sizes!r}")
+        objectives = scaling.get("objectives", [])
+        need(isinstance(objectives, list) and set(objectives) <= {"ns", "hs", "softmax"},
+             f"scaling objectives must be a list of ns, hs, softmax, got {objectives!r}")
+
+
+def check_run_name(name: Any, where: str) -> None:
+    """A run trains into OUT/<name>: a name must be one plain directory name."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name \
+            or "\\" in name or name.startswith("."):
+        raise W2VError(f"{where}: run name {name!r} must be a non-empty directory name "
+                       "without '/' (the run trains into OUT/<name>)")
 
 
 def parse_value(text: str) -> Any:
@@ -128,6 +182,14 @@ def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
             raise W2VError(f"--sweep {item!r}: expected FIELD=V1,V2,...")
         sweep[key.strip().replace("-", "_")] = [parse_value(v) for v in values.split(",")]
     return sweep
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` (``--seeds``)."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise W2VError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -201,6 +263,8 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
     from w2v_jax.run import train_run
 
     out = Path(out_dir)
+    for spec in specs:  # every refusal before anything is written
+        _check_same_config(out / spec.name, spec, corpus)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.json").write_text(json.dumps(
         {"name": exp.name, "description": exp.description, "corpus": str(corpus),
@@ -223,7 +287,8 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                           eval_each_epoch=exp.eval_each_epoch,  # its first checkpoint restarts
                           on_progress=on_progress, should_stop=should_stop, log=log)
         except W2VError as e:  # e.g. divergence: record it, go on with the other runs
-            log(f"[{i}/{len(specs)}] {spec.name}: failed: {e}")
+            log(f"[{i}/{len(specs)}] {spec.name}: failed: {e} (here: to train this run "
+                f"again, remove {run_dir} and run the same command)")
             (run_dir / FAILED).write_text(json.dumps({"error": str(e)}) + "\n")
             continue
         score_run(run_dir)
@@ -357,7 +422,8 @@ def summarise(results: list[dict]) -> list[dict[str, Any]]:
         for col in _COLUMNS:
             vals = [x[col] for x in runs]
             if col in _MEASURED and all(isinstance(v, (int, float)) for v in vals):
-                row[col] = (float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1 else None)
+                # the sample sd (n − 1): the population sd is half the range at 2 seeds
+                row[col] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
             else:
                 row[col] = vals[0]
         table.append(row)
@@ -512,18 +578,22 @@ def run_scaling(spec: dict[str, Any], base: dict[str, Any], out_dir: str | os.Pa
 
     ``spec``: ``vocab_sizes`` (list), ``objectives`` (default softmax, ns, hs), optional
     ``calls`` (timed calls per point, default 3) and ``steps_per_call`` per objective.
-    Points already in scaling.json are not measured again. Returns the markdown.
+    Points already in scaling.json for the same settings are not measured again.
+    Returns the markdown.
     """
     from w2v_jax.scaling import loglog_slope, time_per_pair
 
     out = Path(out_dir)
     path = out / "scaling.json"
-    points = json.loads(path.read_text()) if path.exists() else {}
     sizes = [int(v) for v in spec["vocab_sizes"]]
     objectives = spec.get("objectives", ["softmax", "ns", "hs"])
     steps = {"softmax": 4, "ns": 32, "hs": 32} | spec.get("steps_per_call", {})
     hyper = {k: v for k, v in base.items() if k in ("sg", "vector_size", "window", "negative",
                                                       "batch_size", "shared_negatives")}
+    points = json.loads(path.read_text()) if path.exists() else {}
+    settings = {"base": hyper, "steps_per_call": steps, "calls": int(spec.get("calls", 3))}
+    if points.pop("settings", None) != settings:  # measured with other settings: again
+        points = {}
     for obj in objectives:
         for v in sizes:
             key = f"{obj}/{v}"
@@ -533,7 +603,7 @@ def run_scaling(spec: dict[str, Any], base: dict[str, Any], out_dir: str | os.Pa
                                             "min_count": 1, "sample": 0})
             points[key] = time_per_pair(cfg, v, calls=int(spec.get("calls", 3)))
             log(f"scaling: {obj:8s} V={v:>7,}  {1e6 * points[key]:9.3f} µs per pair")
-            path.write_text(json.dumps(points, indent=2) + "\n")
+            path.write_text(json.dumps({"settings": settings} | points, indent=2) + "\n")
     slopes = {o: loglog_slope(sizes, [points[f"{o}/{v}"] for v in sizes]) for o in objectives}
 
     import matplotlib
