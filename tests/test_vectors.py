@@ -136,3 +136,17 @@ def test_a_vectors_file_with_a_word_twice_keeps_the_first_as_gensim(tmp_path):
         kv = KeyedVectors.load_word2vec_format(tmp_path / "dup.txt")
     assert kv.index_to_key == ["a", "b"] and kv["a"].tolist() == [1.0, 2.0]
     assert [w for w, _ in kv.most_similar("a")] == ["b"]  # not its own twin
+
+
+def test_vectors_are_read_only_and_lists_index_rows(tmp_path):
+    # Writable rows would leave the cached unit vectors stale (gensim recomputes them).
+    mine = np.arange(12, dtype=np.float32).reshape(3, 4)
+    kv = KeyedVectors(["a", "b", "c"], mine)
+    with pytest.raises(ValueError, match="read-only"):
+        kv.vectors[0] = 1.0
+    mine[0] = 5.0  # the caller's own array stays writable
+    kv.save_word2vec_format(tmp_path / "v.bin")
+    back = KeyedVectors.load_word2vec_format(tmp_path / "v.bin")
+    assert not back.vectors.flags.writeable
+    np.testing.assert_array_equal(back[["c", "a"]], back.vectors[[2, 0]])
+    assert back["b"].shape == (4,)

@@ -40,15 +40,20 @@ def _cosines(unit: jax.Array, q: jax.Array) -> jax.Array:
 class KeyedVectors:
     """Words and their vectors, with cosine neighbours computed on device.
 
+    ``vectors`` is read-only (a trained model's and a loaded file's alike): the unit
+    vectors are computed once, so changed rows would leave them stale. To change vectors,
+    build a new ``KeyedVectors(words, new_vectors)``.
+
     Args:
       words: the V words, in row order.
       vectors: f32[V, d].
     """
 
     def __init__(self, words: Sequence[str], vectors: np.ndarray):
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32).view()  # the caller's array stays writable
         if vectors.ndim != 2 or vectors.shape[0] != len(words):
             raise W2VError(f"got {len(words)} words but vectors of shape {vectors.shape}")
+        vectors.flags.writeable = False
         self.index_to_key = list(words)
         self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
         self.vectors = vectors
@@ -60,7 +65,10 @@ class KeyedVectors:
     def __contains__(self, word: str) -> bool:
         return word in self.key_to_index
 
-    def __getitem__(self, word: str) -> np.ndarray:
+    def __getitem__(self, word: str | Sequence[str]) -> np.ndarray:
+        """f32[d] for a word, f32[n, d] for a list of n words (as gensim)."""
+        if isinstance(word, (list, tuple)):
+            return self.vectors[[self.index(w) for w in word]]
         return self.vectors[self.index(word)]
 
     @property
