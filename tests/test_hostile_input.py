@@ -237,3 +237,28 @@ def test_a_failed_run_leaves_a_new_out_dir_that_another_process_holds(tmp_path):
         assert (out / LOCK).exists()
     _remove_if_abandoned(out)  # released: nobody trains there
     assert not out.exists()
+
+
+def test_a_flag_refused_once_training_starts_keeps_the_old_run_and_leaves_no_stub(tmp_path,
+                                                                                  capsys):
+    # --devices is checked against the devices inside the trainer, after the corpus was
+    # read: --overwrite had already deleted the old run, and a new --out kept an empty
+    # checkpoints/ and metrics.jsonl that blocked the corrected command.
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c d e f a b c d e f\n" * 50)
+    run = ["train", "--corpus", str(corpus), "--min-count", "1", *FAST]
+    out = tmp_path / "run"
+    assert main([*run, "--out", str(out)]) == 0
+    before = (out / "vectors.bin").read_bytes()
+    capsys.readouterr()
+    assert main([*run, "--out", str(out), "--overwrite", "--devices", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "--devices 64" in err and "keeps the run it held before" in err
+    assert (out / "vectors.bin").read_bytes() == before
+    assert (out / "checkpoints").is_dir() and not (out / ".replaced").exists()
+    fresh = tmp_path / "fresh"
+    assert main([*run, "--out", str(fresh), "--devices", "64"]) == 2
+    assert not fresh.exists()
+    assert main([*run, "--out", str(fresh)]) == 0  # the corrected command
+    assert main([*run, "--out", str(out), "--overwrite"]) == 0  # and a real overwrite
+    assert not (out / ".replaced").exists() and (out / "vectors.bin").read_bytes() != b""

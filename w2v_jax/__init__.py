@@ -9,7 +9,6 @@ directory: resume, metrics), ``experiment`` (sweeps, summaries, plots), ``intero
 (exports, Flax layers).
 """
 
-from w2v_jax.cli import tune_xla_cpu
 from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus, embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
@@ -33,6 +32,7 @@ from w2v_jax.run import CheckpointOptions, train_run
 from w2v_jax.train import TrainState, init_state, train
 from w2v_jax.vectors import KeyedVectors
 from w2v_jax.vocab import Vocab, build_vocab
+from w2v_jax.xla_flags import tune_xla_cpu
 
 __version__ = "0.1.0"
 

@@ -135,6 +135,35 @@ def _refuse_old_run(out: Path, overwrite: bool) -> bool:
     return finished or resumable or leftovers
 
 
+REPLACED = ".replaced"  # the run --overwrite replaces, kept until the new one has started
+
+
+def _set_old_run_aside(out: Path) -> Path:
+    """Moves an old run's files into ``out/.replaced`` (the vectors first, so that an
+    interrupted move never leaves a run that looks finished) and returns that path."""
+    aside = out / REPLACED
+    shutil.rmtree(aside, ignore_errors=True)  # one left by a killed --overwrite
+    aside.mkdir()
+    for name in (VECTORS, VOCAB, CONFIG, METRICS, CHECKPOINTS):
+        if (out / name).exists():
+            (out / name).rename(aside / name)
+    return aside
+
+
+def _remove_new_run(out: Path) -> None:
+    """Removes what a new run wrote before its first checkpoint."""
+    (out / METRICS).unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
+def _put_back(out: Path, aside: Path) -> None:
+    """Undoes :func:`_set_old_run_aside` (the vectors last)."""
+    for name in (CHECKPOINTS, METRICS, CONFIG, VOCAB, VECTORS):
+        if (aside / name).exists():
+            (aside / name).rename(out / name)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _clear_old_run(out: Path) -> None:
     """Removes an old run's files. The vectors go first, so an interrupted clean-up never
     leaves a run that looks finished."""
@@ -312,86 +341,105 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 f"{start.words:,} words done)")
         elif init_vectors is not None:
             state = initial_vectors(init_vectors, vocab, config, log)
+        if restored is not None and primary:  # an old run an earlier --overwrite replaced
+            shutil.rmtree(out / REPLACED, ignore_errors=True)
         if restored is not None and restored.unusable and primary:
             aside = set_aside(out / CHECKPOINTS, restored.unusable)
             log(f"w2v-jax: warning: moved the unusable checkpoint(s) "
                 f"{', '.join(map(str, restored.unusable))} to {aside}, so that new ones can be saved")
+        replaced = None
         if restored is None and primary and old_run:
-            _clear_old_run(out)  # --overwrite, now that the new run's input has been read
-
-        if checkpoints is None:
-            saved = None if restored is None else restored.meta.get("checkpoints")
-            checkpoints = CheckpointOptions() if saved is None else CheckpointOptions(**saved)
-        metrics = MetricsWriter(out / METRICS if primary else os.devnull)
-        if restored is not None:  # records past this point from before are superseded
-            metrics.write({"event": "resume", "step": restored.step, "epoch": start.epoch,
-                           "words": start.words, "elapsed": start.seconds})
-        checkpointer = None
-        if checkpoints.enabled and primary:  # other processes join its saves (train)
-            minutes = checkpoints.every_minutes
-            checkpointer = Checkpointer(
-                out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,
-                every_seconds=None if minutes is None else minutes * 60.0,
-                meta={"config": config.to_dict(), "corpus": str(corpus_path),
-                      "dataset": None if dataset is None else dataclasses.asdict(dataset),
-                      "vocab": _vocab_meta(vocab), "format": 2,
-                      "checkpoints": dataclasses.asdict(checkpoints)})
+            # --overwrite, now that the new run's input has been read; set aside rather than
+            # deleted until the new run has a checkpoint (a failure before gives it back)
+            replaced = _set_old_run_aside(out)
 
         last: list[Progress] = []  # the latest progress, for the eval records
-
-        def progress(p: Progress) -> None:
-            last[:] = [p]
-            metrics(p)
-            if on_progress is not None:
-                on_progress(p)
-
-        def epoch_end(epoch: int, st: TrainState) -> None:
-            from w2v_jax.evaluate import standard_scores
-
-            sc = standard_scores(KeyedVectors(vocab.words, np.asarray(st.w_in)))
-            metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": sc["analogy"],
-                           "analogy_answered": sc["analogy_answered"], "wordsim": sc["wordsim"],
-                           "words": (epoch + 1) * corpus.raw_words,
-                           "elapsed": last[0].elapsed if last else None})
-            log(f"epoch {epoch + 1}: analogy {sc['analogy'] or 0:.4f}, "
-                f"WordSim-353 {sc['wordsim'] or 0:.4f}")
-
-        if on_start is not None:
-            on_start(config, start, config.epochs * corpus.raw_words)
-        t1 = time.perf_counter()
         try:
-            state = train(config, vocab, corpus, progress, state,
-                          epoch_end if eval_each_epoch else None, start=start,
-                          checkpointer=checkpointer, should_stop=should_stop)
-            t_train = time.perf_counter() - t1
-            words = config.epochs * corpus.raw_words - start.words
-            summary = {"event": "done", "corpus": str(corpus_path),
-                       "raw_words": corpus.raw_words, "vocab_size": len(vocab),
-                       "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
-                       "words_per_sec": round(words / max(t_train, 1e-9)),
-                       "steps": int(state.step) - (0 if restored is None else restored.step),
-                       "resumed_from": None if restored is None else restored.step,
-                       # The whole run's, across resumes, on the trainer's clock (None:
-                       # resumed from a checkpoint that did not keep it):
-                       "elapsed": (None if start.seconds is None
-                                   else last[0].elapsed if last else start.seconds),
-                       "total_steps": int(state.step),
-                       "total_words": config.epochs * corpus.raw_words}
-            if checkpointer is not None:
-                summary |= {"checkpoint_saves": checkpointer.saves,
-                            "checkpoint_blocking_seconds": round(checkpointer.blocking_seconds, 3)}
-            metrics.write(summary)
-        finally:  # on a stop request too: the final checkpoint must be on disk before exit
-            if checkpointer is not None:
-                checkpointer.close()
-            metrics.close()
-        w_in = np.asarray(state.w_in)
-        if multi:  # the replicas must have ended identical
-            log(f"process {jax.process_index()}: vectors crc32 {zlib.crc32(w_in.tobytes()):08x}")
-        if primary:
-            save_run(out, config, vocab, KeyedVectors(vocab.words, w_in),
-                     {"corpus": str(corpus_path)})
-        return summary
+            if checkpoints is None:
+                saved = None if restored is None else restored.meta.get("checkpoints")
+                checkpoints = CheckpointOptions() if saved is None else CheckpointOptions(**saved)
+            metrics = MetricsWriter(out / METRICS if primary else os.devnull)
+            if restored is not None:  # records past this point from before are superseded
+                metrics.write({"event": "resume", "step": restored.step, "epoch": start.epoch,
+                               "words": start.words, "elapsed": start.seconds})
+            checkpointer = None
+            if checkpoints.enabled and primary:  # other processes join its saves (train)
+                minutes = checkpoints.every_minutes
+                checkpointer = Checkpointer(
+                    out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,
+                    every_seconds=None if minutes is None else minutes * 60.0,
+                    meta={"config": config.to_dict(), "corpus": str(corpus_path),
+                          "dataset": None if dataset is None else dataclasses.asdict(dataset),
+                          "vocab": _vocab_meta(vocab), "format": 2,
+                          "checkpoints": dataclasses.asdict(checkpoints)})
+
+
+            def progress(p: Progress) -> None:
+                last[:] = [p]
+                metrics(p)
+                if on_progress is not None:
+                    on_progress(p)
+
+            def epoch_end(epoch: int, st: TrainState) -> None:
+                from w2v_jax.evaluate import standard_scores
+
+                sc = standard_scores(KeyedVectors(vocab.words, np.asarray(st.w_in)))
+                metrics.write({"event": "eval", "epoch": epoch + 1, "analogy": sc["analogy"],
+                               "analogy_answered": sc["analogy_answered"], "wordsim": sc["wordsim"],
+                               "words": (epoch + 1) * corpus.raw_words,
+                               "elapsed": last[0].elapsed if last else None})
+                log(f"epoch {epoch + 1}: analogy {sc['analogy'] or 0:.4f}, "
+                    f"WordSim-353 {sc['wordsim'] or 0:.4f}")
+
+            if on_start is not None:
+                on_start(config, start, config.epochs * corpus.raw_words)
+            t1 = time.perf_counter()
+            try:
+                state = train(config, vocab, corpus, progress, state,
+                              epoch_end if eval_each_epoch else None, start=start,
+                              checkpointer=checkpointer, should_stop=should_stop)
+                t_train = time.perf_counter() - t1
+                words = config.epochs * corpus.raw_words - start.words
+                summary = {"event": "done", "corpus": str(corpus_path),
+                           "raw_words": corpus.raw_words, "vocab_size": len(vocab),
+                           "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
+                           "words_per_sec": round(words / max(t_train, 1e-9)),
+                           "steps": int(state.step) - (0 if restored is None else restored.step),
+                           "resumed_from": None if restored is None else restored.step,
+                           # The whole run's, across resumes, on the trainer's clock (None:
+                           # resumed from a checkpoint that did not keep it):
+                           "elapsed": (None if start.seconds is None
+                                       else last[0].elapsed if last else start.seconds),
+                           "total_steps": int(state.step),
+                           "total_words": config.epochs * corpus.raw_words}
+                if checkpointer is not None:
+                    summary |= {"checkpoint_saves": checkpointer.saves,
+                                "checkpoint_blocking_seconds": round(checkpointer.blocking_seconds, 3)}
+                metrics.write(summary)
+            finally:  # on a stop request too: the final checkpoint must be on disk before exit
+                if checkpointer is not None:
+                    checkpointer.close()
+                metrics.close()
+            w_in = np.asarray(state.w_in)
+            if multi:  # the replicas must have ended identical
+                log(f"process {jax.process_index()}: vectors crc32 {zlib.crc32(w_in.tobytes()):08x}")
+            if primary:
+                save_run(out, config, vocab, KeyedVectors(vocab.words, w_in),
+                         {"corpus": str(corpus_path)})
+            if replaced is not None:
+                shutil.rmtree(replaced, ignore_errors=True)
+            return summary
+        except BaseException:
+            if (restored is None and primary and not last
+                    and not checkpoint_steps(out / CHECKPOINTS)):
+                _remove_new_run(out)  # failed before training: leave the directory as it was
+                if replaced is not None:
+                    _put_back(out, replaced)
+                    log(f"w2v-jax: the new run failed before it started; {out} keeps the run "
+                        "it held before")
+            elif replaced is not None:
+                shutil.rmtree(replaced, ignore_errors=True)
+            raise
 
 
 __all__ = ["CheckpointOptions", "DatasetOptions", "initial_vectors", "prepare_out_dir", "save_run", "train_run"]
