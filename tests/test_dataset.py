@@ -187,7 +187,8 @@ def test_key_changes_with_settings_and_contents(tmp_path):
     assert len(list((cache / "corpora").iterdir())) == 4
 
 
-@pytest.mark.parametrize("damage", ["truncate ids", "drop meta"])
+@pytest.mark.parametrize("damage", ["truncate ids", "drop meta", "ids out of range",
+                                    "negative ids", "zero lengths", "lengths off"])
 def test_corrupt_cache_entry_is_rebuilt(tmp_path, damage):
     path = tmp_path / "c.txt"
     path.write_text(MESSY)
@@ -197,10 +198,25 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path, damage):
                                 corpus.raw_words)
     del corpus
     entry = cache_entry(path, min_count=1, cache_dir=tmp_path / "cache")
+    # Damage that keeps the sizes (a zeroed page, bit rot) trained silently or crashed.
+    ids = np.memmap(entry / "ids.i32", dtype="<i4", mode="r+")
+    lengths = np.memmap(entry / "sentence_lengths.i64", dtype="<i8", mode="r+")
     if damage == "truncate ids":
         os.truncate(entry / "ids.i32", 12)
-    else:
+    elif damage == "drop meta":
         (entry / "meta.json").unlink()
+    elif damage == "ids out of range":
+        ids[5] = 10**6
+    elif damage == "negative ids":
+        ids[-1] = -5
+    elif damage == "zero lengths":
+        lengths[:] = 0
+    else:
+        lengths[0] += 1
+    for a in (ids, lengths):
+        if damage != "truncate ids":
+            a.flush()
+    del ids, lengths
     messages = []
     assert_same(first, load(path, tmp_path / "cache", messages))
     assert any("warning" in m and "rebuilding" in m for m in messages)
@@ -289,6 +305,14 @@ def test_a_byte_order_mark_is_dropped_as_by_load_corpus(tmp_path):
     assert "\ufeffthe" not in vocab.words
 
 
+def test_an_empty_saved_dataset_is_bad_input(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": []}).save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(W2VError, match="has no rows|has no words"):
+        load(tmp_path / "empty", tmp_path / "c")
+
+
 def test_hub_check_tells_a_closed_port_from_a_listening_one(monkeypatch):
     import socket
 
@@ -326,3 +350,28 @@ def test_uncached_hub_name_without_network_fails_fast_and_says_why(tmp_path, mon
     assert time.perf_counter() - t < 20  # the hub client's retries took ~27 s
     assert any("looking for someone/some-dataset in the local cache only" in m for m in messages)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_run_on_a_relative_glob_resumes_from_another_directory(tmp_path, monkeypatch):
+    from w2v_jax.checkpoint import latest_meta
+    from w2v_jax.config import Config
+    from w2v_jax.run import DatasetOptions, train_run
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "s1.txt").write_text(planted_topics_text(n_lines=40))
+    (tmp_path / "data" / "s2.txt").write_text(planted_topics_text(seed=1, n_lines=40))
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(vector_size=8, epochs=1, min_count=1, batch_size=16, steps_per_call=8)
+    train_run("run", cfg, dataset=DatasetOptions("data/s*.txt", cache_dir="cache"),
+              log=lambda m: None)
+    saved = latest_meta(tmp_path / "run" / "checkpoints")["dataset"]
+    assert saved["source"] == str(tmp_path / "data" / "s*.txt")
+    assert saved["cache_dir"] == str(tmp_path / "cache")
+    (tmp_path / "run" / "vectors.bin").unlink()  # as a kill after the last checkpoint leaves it
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    messages = []
+    train_run(tmp_path / "run", resume=True, log=messages.append)
+    assert (tmp_path / "run" / "vectors.bin").exists()
+    assert any("using cached corpus" in m for m in messages)  # not tokenised again
+    assert not (tmp_path / "elsewhere" / "cache").exists()

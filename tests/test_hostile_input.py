@@ -262,3 +262,8 @@ def test_a_flag_refused_once_training_starts_keeps_the_old_run_and_leaves_no_stu
     assert main([*run, "--out", str(fresh)]) == 0  # the corrected command
     assert main([*run, "--out", str(out), "--overwrite"]) == 0  # and a real overwrite
     assert not (out / ".replaced").exists() and (out / "vectors.bin").read_bytes() != b""
+
+
+def test_resume_refuses_a_dataset_instead_of_ignoring_it(tmp_path, capsys):
+    _fails(capsys, ["train", "--resume", str(tmp_path / "run"), "--dataset", "x.txt",
+                    "--lowercase"], "--resume continues on the checkpoint's dataset")

@@ -202,6 +202,13 @@ def _train(args) -> int:
             raise W2VError(f"--{flag.replace('_', '-')} is empty; give a path")
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     dataset = None
+    if args.resume and args.dataset is not None:
+        raise W2VError("--resume continues on the checkpoint's dataset and its settings; "
+                       "drop --dataset (and its flags)")
+    if args.dataset is not None and args.no_progress:
+        import datasets
+
+        datasets.disable_progress_bars()
     if args.dataset is not None:
         dataset = DatasetOptions(args.dataset, text_column=args.text_column or "text",
                                  streaming=args.streaming, num_proc=args.num_proc,

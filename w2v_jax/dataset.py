@@ -168,7 +168,10 @@ def _open_dataset(src: _Source, streaming: bool, num_proc: int | None, hf_cache:
     import datasets
 
     if src.kind == "saved":
-        ds = datasets.load_from_disk(src.paths[0])
+        try:
+            ds = datasets.load_from_disk(src.paths[0])
+        except IndexError:  # datasets cannot concatenate the tables of zero shards
+            raise W2VError(f"dataset {src.name} has no rows; pass a dataset with text") from None
     elif src.kind == "files":
         ds = datasets.load_dataset(src.builder, data_files=list(src.paths), split="train",
                                    cache_dir=str(hf_cache), streaming=streaming,
@@ -430,12 +433,39 @@ def _read_entry(entry: Path) -> tuple[tuple[Vocab, Corpus] | None, str]:
         vocab = Vocab.load(entry / "vocab.txt")
         if len(vocab) != meta["vocab_size"]:
             return None, f"vocab.txt has {len(vocab)} words, meta.json says {meta['vocab_size']}"
+        problem = _check_contents(entry, meta["n_tokens"], len(vocab))
+        if problem:
+            return None, problem
         corpus = Corpus(ids=np.memmap(entry / "ids.i32", dtype="<i4", mode="r"),
                         sentence_lengths=np.memmap(entry / "sentence_lengths.i64", "<i8", "r"),
                         raw_words=int(meta["raw_words"]))
     except (OSError, ValueError, KeyError, TypeError) as e:  # W2VError is a ValueError
         return None, " ".join(str(e).split())
     return (vocab, corpus), ""
+
+
+def _check_contents(entry: Path, n_tokens: int, vocab_size: int,
+                    block: int = 1 << 22) -> str:
+    """What is wrong with an entry's arrays whose sizes are right (a zeroed page, bit rot):
+    ids outside [0, V), a sentence length under 1, lengths that do not add up to the
+    tokens; "" if nothing. Read in blocks with ``read()``, so no page stays mapped (the
+    bench corpus's 30 MB of ids: ~20 ms)."""
+    lo, hi = 0, -1
+    with open(entry / "ids.i32", "rb") as f:
+        while chunk := f.read(4 * block):
+            ids = np.frombuffer(chunk, "<i4")
+            lo, hi = min(lo, int(ids.min())), max(hi, int(ids.max()))
+    if n_tokens and (lo < 0 or hi >= vocab_size):
+        return f"ids.i32 holds ids outside 0..{vocab_size - 1} ({lo}..{hi})"
+    total, shortest = 0, 1
+    with open(entry / "sentence_lengths.i64", "rb") as f:
+        while chunk := f.read(8 * block):
+            lengths = np.frombuffer(chunk, "<i8")
+            total, shortest = total + int(lengths.sum()), min(shortest, int(lengths.min()))
+    if shortest < 1 or total != n_tokens:
+        return (f"sentence_lengths.i64 does not add up to the {n_tokens:,} tokens (sum "
+                f"{total:,}, shortest {shortest})")
+    return ""
 
 
 def load_dataset_corpus(source: str | os.PathLike | Sequence[str | os.PathLike], *,
@@ -465,6 +495,10 @@ def load_dataset_corpus(source: str | os.PathLike | Sequence[str | os.PathLike],
     """
     if num_proc is not None and num_proc < 1:
         raise W2VError(f"num_proc must be at least 1, got {num_proc}")
+    cores = os.cpu_count() or 1
+    if num_proc is not None and num_proc > cores:  # 1000 processes on 2 cores took 220× longer
+        log(f"w2v-jax: warning: num_proc {num_proc} is more than the {cores} cores; using {cores}")
+        num_proc = cores
     max_vocab_types = max_vocab_types or DEFAULT_MAX_VOCAB_TYPES
     src = _resolve(source)
     if src.kind != "hub":  # set before datasets is imported, so nothing tries the network

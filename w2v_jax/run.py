@@ -313,8 +313,14 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             old_run = _refuse_old_run(out, overwrite)  # before any work; cleared after checks
         config = config or Config()
         if dataset is not None:
-            if restored is None and Path(dataset.source).exists():  # resumable from anywhere
-                dataset = dataclasses.replace(dataset, source=str(Path(dataset.source).resolve()))
+            if restored is None:  # resumable from anywhere: paths and globs made absolute
+                source = dataset.source
+                if Path(source).exists():
+                    source = str(Path(source).resolve())
+                elif any(c in source for c in "*?["):
+                    source = os.path.abspath(source)
+                cache = dataset.cache_dir and os.path.abspath(dataset.cache_dir)
+                dataset = dataclasses.replace(dataset, source=source, cache_dir=cache)
             corpus_path = f"dataset:{dataset.source}"
         elif corpus_path is not None and restored is None:
             corpus_path = Path(corpus_path).resolve()
