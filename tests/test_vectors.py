@@ -150,3 +150,30 @@ def test_vectors_are_read_only_and_lists_index_rows(tmp_path):
     assert not back.vectors.flags.writeable
     np.testing.assert_array_equal(back[["c", "a"]], back.vectors[[2, 0]])
     assert back["b"].shape == (4,)
+
+
+def test_gensim_query_forms_match_gensim(kv, tmp_path):
+    kv.save_word2vec_format(tmp_path / "v.bin")
+    g = GensimKV.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+
+    def same(ours, theirs):
+        assert [w for w, _ in ours] == [w for w, _ in theirs]
+        np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], rtol=1e-5)
+
+    same(kv.most_similar([("king", 2.0), "woman"], negative=[("man", 0.5)], topn=4),
+         g.most_similar([("king", 2.0), "woman"], negative=[("man", 0.5)], topn=4))
+    vec = kv["queen"] * 3 - kv["x"]
+    same(kv.most_similar([vec, "man"], topn=3), g.most_similar([vec, "man"], topn=3))
+    same(kv.similar_by_vector(vec, topn=6), g.similar_by_vector(vec, topn=6))
+    same(kv.similar_by_word("king", topn=2), g.similar_by_word("king", topn=2))
+    same(kv.most_similar("king", restrict_vocab=4), g.most_similar("king", restrict_vocab=4))
+    assert kv.get_index("man") == g.get_index("man") == 2
+    np.testing.assert_allclose(kv.get_vector("man", norm=True), g.get_vector("man", norm=True),
+                               rtol=1e-5)
+    assert kv.distance("king", "man") == pytest.approx(g.distance("king", "man"), rel=1e-5)
+    assert kv.n_similarity(["king", "man"], ["queen"]) == pytest.approx(
+        g.n_similarity(["king", "man"], ["queen"]), rel=1e-5)
+    words = ["king", "queen", "man", "x"]
+    assert kv.doesnt_match(words) == g.doesnt_match(words)
+    with pytest.raises(W2VError, match=r"shape \(8,\)"):
+        kv.most_similar([np.ones(3)])

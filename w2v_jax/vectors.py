@@ -94,34 +94,94 @@ class KeyedVectors:
         return float(jnp.dot(u[self.index(w1)], u[self.index(w2)],
                              precision=jax.lax.Precision.HIGHEST))
 
-    def most_similar(self, positive: Sequence[str] | str = (), negative: Sequence[str] | str = (),
-                     topn: int | None = 10) -> list[tuple[str, float]]:
+    def most_similar(self, positive=(), negative=(), topn: int | None = 10,
+                     restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """The ``topn`` words (None: all) nearest by cosine to the query, best first.
 
-        The query is gensim's: the sum of the unit vectors of ``positive`` minus those of
-        ``negative``, scaled to unit length. The query words themselves are left out.
+        The query is gensim's: the weighted sum of ``positive`` minus ``negative``, scaled
+        to unit length. Each entry is a word (its unit vector, weight 1 or −1), a vector
+        f[d] (taken as it is), or a ``(word, weight)`` pair, whose weight is used as given
+        in either list (gensim's rule). Query words are left out of the answer;
+        ``restrict_vocab`` N looks only among the first N words (the most frequent, in a
+        run's order).
         """
-        if isinstance(positive, str):
+        if isinstance(positive, (str, np.ndarray, jax.Array)):
             positive = [positive]
-        if isinstance(negative, str):
+        if isinstance(negative, (str, np.ndarray, jax.Array)):
             negative = [negative]
-        if not positive and not negative:
-            raise W2VError("most_similar needs at least one word")
+        if not len(positive) and not len(negative):
+            raise W2VError("most_similar needs at least one word or vector")
         if topn is None:
             topn = len(self)
         if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
             raise W2VError(f"topn must be a whole number or None, got {topn!r}")
         u = self.unit_vectors()
-        ids = [self.index(w) for w in positive] + [self.index(w) for w in negative]
-        weights = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative))
-        q = weights @ u[jnp.asarray(ids)]
+        terms, ids = [], []
+        for entries, sign in ((positive, 1.0), (negative, -1.0)):
+            for entry in entries:
+                vec, weight = self._query_term(entry, sign)
+                if isinstance(vec, int):
+                    ids.append(vec)
+                    vec = u[vec]
+                terms.append(weight * jnp.asarray(vec, jnp.float32))
+        q = sum(terms[1:], terms[0])
         q = q / jnp.maximum(jnp.linalg.norm(q), 1e-12)
         scores = np.array(_cosines(u, q))
+        if restrict_vocab is not None:
+            scores[restrict_vocab:] = -np.inf
         scores[ids] = -np.inf
-        k = min(topn, len(self) - len(set(ids)))
+        k = min(topn, int(np.isfinite(scores).sum()))
         top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
         top = top[np.argsort(-scores[top])]
         return [(self.index_to_key[i], float(scores[i])) for i in top]
+
+    def _query_term(self, entry, sign: float) -> tuple[int | np.ndarray, float]:
+        """(row index or vector, weight) of one entry of a most_similar query."""
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            return self.index(entry[0]), float(entry[1])
+        if isinstance(entry, str):
+            return self.index(entry), sign
+        vec = np.asarray(entry, np.float32)
+        if vec.shape != (self.vector_size,):
+            raise W2VError(f"a query vector must have shape ({self.vector_size},), got {vec.shape}")
+        return vec, sign
+
+    def similar_by_word(self, word: str, topn: int | None = 10) -> list[tuple[str, float]]:
+        """``most_similar([word], topn=topn)`` (gensim's name)."""
+        return self.most_similar([word], topn=topn)
+
+    def similar_by_vector(self, vector, topn: int | None = 10) -> list[tuple[str, float]]:
+        """The words nearest by cosine to ``vector`` f[d] (gensim's name)."""
+        return self.most_similar([np.asarray(vector)], topn=topn)
+
+    def get_vector(self, word: str, norm: bool = False) -> np.ndarray:
+        """f32[d]: the word's vector, or its unit vector with ``norm``."""
+        i = self.index(word)
+        return np.asarray(self.unit_vectors()[i]) if norm else self.vectors[i]
+
+    def get_index(self, word: str) -> int:
+        """The word's row (gensim's name for :meth:`index`)."""
+        return self.index(word)
+
+    def distance(self, w1: str, w2: str) -> float:
+        """1 − cosine similarity."""
+        return 1.0 - self.similarity(w1, w2)
+
+    def n_similarity(self, words1: Sequence[str], words2: Sequence[str]) -> float:
+        """Cosine between the means of two sets of words' vectors (as gensim)."""
+        if not len(words1) or not len(words2):
+            raise W2VError("n_similarity needs at least one word on each side")
+        a, b = (self[list(ws)].mean(axis=0) for ws in (words1, words2))
+        return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        """The word furthest from the mean of the words' unit vectors (as gensim)."""
+        if not len(words):
+            raise W2VError("doesnt_match needs at least one word")
+        u = np.asarray(self.unit_vectors()[jnp.asarray([self.index(w) for w in words])])
+        mean = u.mean(axis=0)
+        mean /= max(np.linalg.norm(mean), 1e-12)
+        return list(words)[int(np.argmin(u @ mean))]
 
     # ---------------------------------------------------------------- word2vec format
 
