@@ -190,6 +190,26 @@ def test_two_processes_train_one_model_and_resume_together(tmp_path):
     assert r.returncode == 2 and "--process-id must be in 0..1" in r.stderr
 
 
+def test_processes_started_with_different_flags_are_refused_in_one_line(tmp_path):
+    # They used to meet in the step's collectives with arrays of other shapes: gloo
+    # aborted both (exit 134, C++ traces).
+    corpus = tmp_path / "topics.txt"
+    corpus.write_text(planted_topics_text(n_lines=100))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "w2v_jax.cli", "train", "--corpus", str(corpus), "--out",
+         str(tmp_path / "run"), "--min-count", "1", "--epochs", "1", "--devices", "2",
+         "--no-progress", "--vector-size", str(8 * (i + 1)), "--coordinator",
+         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[1]) for i in range(2)]
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], logs
+    assert all("process(es) 1 would train another config, corpus or starting point" in log
+               for log in logs), logs
+
+
 def test_a_sharded_run_resumes_to_the_uninterrupted_vectors(tmp_path):
     from w2v_jax.errors import Interrupted
     from w2v_jax.run import CheckpointOptions, train_run

@@ -237,6 +237,26 @@ def _vocab_meta(vocab: Vocab) -> dict[str, Any]:
     return {"words": list(vocab.words), "counts": vocab.counts.tolist()}
 
 
+def _check_processes_agree(config: Config, vocab: Vocab, start: Position) -> None:
+    """Refuses, on every process, a group whose processes would train differently.
+
+    Each one's config, vocabulary and starting point hashed, and the hashes gathered:
+    without it, processes started with different flags or corpora met in the step's
+    collectives with arrays of other shapes, and gloo aborted them all (C++, exit 134).
+    """
+    from jax.experimental import multihost_utils
+
+    blob = json.dumps([config.to_dict(), _vocab_meta(vocab), dataclasses.astuple(start)],
+                      sort_keys=True, default=str)
+    mine = np.asarray([zlib.crc32(blob.encode())], np.uint32)
+    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1)
+    odd = [i for i, h in enumerate(every) if h != every[0]]
+    if odd:
+        raise W2VError(f"process(es) {', '.join(map(str, odd))} would train another config, "
+                       "corpus or starting point than process 0; start every process with "
+                       "the same flags and corpus")
+
+
 def train_run(out_dir: str | os.PathLike, config: Config | None = None,
               corpus_path: str | os.PathLike | None = None, *,
               dataset: DatasetOptions | None = None, resume: bool = False,
@@ -347,6 +367,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 f"{start.words:,} words done)")
         elif init_vectors is not None:
             state = initial_vectors(init_vectors, vocab, config, log)
+        if multi:
+            _check_processes_agree(config, vocab, start)
         if restored is not None and primary:  # an old run an earlier --overwrite replaced
             shutil.rmtree(out / REPLACED, ignore_errors=True)
         if restored is not None and restored.unusable and primary:
