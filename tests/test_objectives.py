@@ -156,3 +156,28 @@ def test_ns_update_takes_numpy_tables():
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert not np.array_equal(got[0], w_in)  # the inputs are not changed, the result is
+
+
+@pytest.mark.parametrize("call, match", [
+    # hs: codes f[1] against 4 nodes broadcast silently into a wrong loss
+    (lambda: obj.hs_loss(jnp.ones(3), jnp.ones((4, 3)), jnp.ones(1), jnp.ones(4)),
+     "hs_loss: codes has L = 1 but nodes has L = 4"),
+    (lambda: obj.softmax_batch_loss(jnp.ones((2, 3)), jnp.ones((5, 3)),
+                                    jnp.zeros((2, 4), jnp.int32), jnp.ones(4)),
+     r"softmax_batch_loss: weight must have shape \[C, T\], got \(4,\)"),
+    (lambda: obj.ns_grads(jnp.ones(3), jnp.ones(3), jnp.ones(3)),
+     r"ns_grads: c_neg must have shape \[K, d\], got \(3,\)"),
+    (lambda: obj.ns_loss(jnp.ones(3), jnp.ones(4), jnp.ones((2, 3))),
+     "ns_loss: c_pos has d = 4 but h has d = 3"),
+    (lambda: obj.ns_update(jnp.ones((5, 3)), jnp.ones((5, 4)), 0, 1, jnp.array([2]), 0.1),
+     "ns_update: w_out has d = 4 but w_in has d = 3"),
+])
+def test_mismatched_shapes_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_shape_checks_see_one_example_under_vmap_and_cost_nothing_under_jit():
+    h, c_pos, c_neg = jnp.ones((6, 3)), jnp.ones((6, 3)), jnp.ones((6, 2, 3))
+    out = jax.jit(jax.vmap(obj.ns_loss))(h, c_pos, c_neg)
+    assert out.shape == (6,)

@@ -21,6 +21,27 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def _check_shapes(fn: str, **args: tuple[Array, str]) -> None:
+    """Refuses arguments whose shapes disagree with the docstring's, naming them.
+
+    ``args`` maps a name to (array, its axes as letters, e.g. "K d"; "" for a scalar);
+    a letter stands for one size across all the arguments. Checked when traced, so it
+    costs nothing under ``jit`` and sees one example's shapes under ``vmap``. Without it
+    some mismatches broadcast silently into a wrong loss.
+    """
+    sizes: dict[str, tuple[int, str]] = {}
+    for name, (x, axes) in args.items():
+        dims, shape = axes.split(), jnp.shape(x)
+        if len(shape) != len(dims):
+            want = f"[{', '.join(dims)}]" if dims else "[] (a scalar)"
+            raise ValueError(f"{fn}: {name} must have shape {want}, got {tuple(shape)}")
+        for dim, n in zip(dims, shape):
+            if dim in sizes and sizes[dim][0] != n:
+                raise ValueError(f"{fn}: {name} has {dim} = {n} but {sizes[dim][1]} has "
+                                 f"{dim} = {sizes[dim][0]}")
+            sizes.setdefault(dim, (n, name))
+
+
 # ----------------------------------------------------------------------------------
 # Negative sampling (skip-gram form: one hidden vector, one positive, K negatives)
 # ----------------------------------------------------------------------------------
@@ -36,6 +57,7 @@ def ns_loss(h: Array, c_pos: Array, c_neg: Array) -> Array:
     Returns:
       f[] the loss; finite for any finite scores (log-sigmoid is computed stably).
     """
+    _check_shapes("ns_loss", h=(h, "d"), c_pos=(c_pos, "d"), c_neg=(c_neg, "K d"))
     return -jax.nn.log_sigmoid(c_pos @ h) - jnp.sum(jax.nn.log_sigmoid(-(c_neg @ h)))
 
 
@@ -48,6 +70,7 @@ def ns_grads(h: Array, c_pos: Array, c_neg: Array) -> tuple[Array, Array, Array]
     Returns:
       (d_h: f[d], d_c_pos: f[d], d_c_neg: f[K, d]).
     """
+    _check_shapes("ns_grads", h=(h, "d"), c_pos=(c_pos, "d"), c_neg=(c_neg, "K d"))
     e_pos = jax.nn.sigmoid(c_pos @ h) - 1.0  # f[]
     e_neg = jax.nn.sigmoid(c_neg @ h)  # f[K]
     d_h = e_pos * c_pos + e_neg @ c_neg
@@ -75,6 +98,7 @@ def ns_block_value_and_grads(h: Array, c_pos: Array,
     Returns:
       (loss: f[], (d_h: f[S, d], d_c_pos: f[S, d], d_c_neg: f[K, d])).
     """
+    _check_shapes("ns_block", h=(h, "S d"), c_pos=(c_pos, "S d"), c_neg=(c_neg, "K d"))
     s_pos = jnp.sum(h * c_pos, axis=-1)  # f[S]
     s_neg = h @ c_neg.T  # f[S, K]
     loss = -jnp.sum(jax.nn.log_sigmoid(s_pos)) - jnp.sum(jax.nn.log_sigmoid(-s_neg))
@@ -103,6 +127,8 @@ def ns_update(w_in: Array, w_out: Array, center: Array, context: Array,
     Returns:
       The updated (w_in, w_out).
     """
+    _check_shapes("ns_update", w_in=(w_in, "V d"), w_out=(w_out, "V d"), center=(center, ""),
+                  context=(context, ""), negatives=(negatives, "K"))
     w_in, w_out = jnp.asarray(w_in), jnp.asarray(w_out)  # numpy tables too
     d_h, d_pos, d_neg = ns_grads(w_in[center], w_out[context], w_out[negatives])
     w_in = w_in.at[center].add(-lr * d_h)
@@ -123,6 +149,7 @@ def softmax_loss(h: Array, w_out: Array, target: Array) -> Array:
     Returns:
       f[] the loss (log-sum-exp is max-shifted, so it is finite for large scores).
     """
+    _check_shapes("softmax_loss", h=(h, "d"), w_out=(w_out, "V d"), target=(target, ""))
     scores = w_out @ h
     return jax.nn.logsumexp(scores) - scores[target]
 
@@ -136,6 +163,7 @@ def softmax_grads(h: Array, w_out: Array, target: Array) -> tuple[Array, Array]:
     Returns:
       (d_h: f[d], d_w_out: f[V, d]).
     """
+    _check_shapes("softmax_grads", h=(h, "d"), w_out=(w_out, "V d"), target=(target, ""))
     e = jax.nn.softmax(w_out @ h)
     e = e.at[target].add(-1.0)
     return e @ w_out, e[:, None] * h[None, :]
@@ -152,6 +180,8 @@ def softmax_batch_loss(h: Array, w_out: Array, targets: Array, weight: Array) ->
     Returns:
       f[] the summed loss.
     """
+    _check_shapes("softmax_batch_loss", h=(h, "C d"), w_out=(w_out, "V d"),
+                  targets=(targets, "C T"), weight=(weight, "C T"))
     scores = h @ w_out.T  # f[C, V]
     lse = jax.nn.logsumexp(scores, axis=1)
     picked = jnp.take_along_axis(scores, targets, axis=1)  # f[C, T]
@@ -168,6 +198,8 @@ def softmax_batch_grads(h: Array, w_out: Array, targets: Array,
     Returns:
       (d_h: f[C, d], d_w_out: f[V, d]).
     """
+    _check_shapes("softmax_batch_grads", h=(h, "C d"), w_out=(w_out, "V d"),
+                  targets=(targets, "C T"), weight=(weight, "C T"))
     c = h.shape[0]
     p = jax.nn.softmax(h @ w_out.T, axis=1)  # f[C, V]
     n = jnp.sum(weight, axis=1)
@@ -192,6 +224,8 @@ def hs_loss(h: Array, nodes: Array, codes: Array, mask: Array) -> Array:
     Returns:
       f[] the loss.
     """
+    _check_shapes("hs_loss", h=(h, "d"), nodes=(nodes, "L d"), codes=(codes, "L"),
+                  mask=(mask, "L"))
     return -jnp.sum(mask * jax.nn.log_sigmoid((1.0 - 2.0 * codes) * (nodes @ h)))
 
 
@@ -204,6 +238,8 @@ def hs_grads(h: Array, nodes: Array, codes: Array, mask: Array) -> tuple[Array, 
     Returns:
       (d_h: f[d], d_nodes: f[L, d]).
     """
+    _check_shapes("hs_grads", h=(h, "d"), nodes=(nodes, "L d"), codes=(codes, "L"),
+                  mask=(mask, "L"))
     g = mask * (jax.nn.sigmoid(nodes @ h) - (1.0 - codes))
     return g @ nodes, g[:, None] * h[None, :]
 
@@ -215,6 +251,8 @@ def hs_batch_loss(h: Array, nodes: Array, codes: Array, mask: Array) -> Array:
       h: f[C, d]; nodes: f[C, L, d] the path's inner-node rows of each example's target;
       codes: f[C, L]; mask: f[C, L] (path length and example weight together).
     """
+    _check_shapes("hs_batch_loss", h=(h, "C d"), nodes=(nodes, "C L d"), codes=(codes, "C L"),
+                  mask=(mask, "C L"))
     x = jnp.einsum("cd,cld->cl", h, nodes)
     return -jnp.sum(mask * jax.nn.log_sigmoid((1.0 - 2.0 * codes) * x))
 
@@ -224,6 +262,8 @@ def hs_batch_grads(h: Array, nodes: Array, codes: Array, mask: Array) -> tuple[A
 
     d_nodes[c, l] belongs to W_out row ``points[c, l]``; scatter-add them (rows repeat).
     """
+    _check_shapes("hs_batch_grads", h=(h, "C d"), nodes=(nodes, "C L d"), codes=(codes, "C L"),
+                  mask=(mask, "C L"))
     g = mask * (jax.nn.sigmoid(jnp.einsum("cd,cld->cl", h, nodes)) - (1.0 - codes))
     return jnp.einsum("cl,cld->cd", g, nodes), g[..., None] * h[:, None, :]
 
@@ -241,6 +281,7 @@ def cbow_hidden(ctx: Array, mask: Array) -> Array:
     Returns:
       f[d] the mean of the kept rows.
     """
+    _check_shapes("cbow_hidden", ctx=(ctx, "C d"), mask=(mask, "C"))
     m = mask.astype(ctx.dtype)
     return (m @ ctx) / jnp.maximum(jnp.sum(m), 1.0)
 
