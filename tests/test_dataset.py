@@ -237,6 +237,25 @@ def test_failed_build_leaves_no_entry(tmp_path, monkeypatch):
     assert_same(load(path, tmp_path / "cache"), load_corpus(path, 1))
 
 
+def test_a_killed_builds_leftovers_are_removed_but_not_a_running_build(tmp_path):
+    import fcntl
+
+    path = tmp_path / "c.txt"
+    path.write_text(MESSY)
+    entry = cache_entry(path, min_count=1, cache_dir=tmp_path / "cache")
+    entry.parent.mkdir(parents=True)
+    killed = entry.parent / f".tmp-{entry.name}-dead0000"  # SIGKILL: no lock held
+    (killed / "work").mkdir(parents=True)
+    (entry.parent / f".old-{entry.name}-dead0000").mkdir()
+    running = entry.parent / f".tmp-{entry.name}-live0000"
+    (running / "work").mkdir(parents=True)
+    with open(running.with_name(running.name + ".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process building the same entry
+        assert_same(load(path, tmp_path / "cache"), load_corpus(path, 1))
+        left = sorted(p.name for p in entry.parent.iterdir())
+    assert left == sorted([entry.name, running.name, running.name + ".lock"])
+
+
 def test_pruned_word_table_stays_under_limit_and_keeps_frequent_counts(tmp_path):
     # Every line: 3 frequent words and 4 words seen once; 800 singletons in all.
     lines = [f"the of and u{4 * i} u{4 * i + 1} the u{4 * i + 2} u{4 * i + 3}" for i in range(200)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import fcntl
 import glob
 import hashlib
 import itertools
@@ -398,8 +399,37 @@ def _build_into(tmp: Path, src: _Source, settings: dict, streaming: bool, num_pr
 def _build(src: _Source, entry: Path, settings: dict, streaming: bool,
            num_proc: int | None, log) -> None:
     """Builds into a temporary sibling of ``entry``, then renames it into place: a killed
-    build leaves at most a ``.tmp-*`` directory, never a half entry."""
+    build leaves at most a ``.tmp-*`` directory, never a half entry, and the next build
+    of the entry removes it (a build holds a lock on its own, so concurrent builds stay)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(entry)
     tmp = entry.parent / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
+    lock = tmp.with_name(tmp.name + ".lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # before the directory exists: see below
+        try:
+            _build_locked(src, entry, tmp, settings, streaming, num_proc, log)
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _remove_stale_builds(entry: Path) -> None:
+    """Removes the ``.tmp-*`` directories of killed builds of ``entry`` (those whose lock
+    no process holds; a build locks before it creates its directory) and ``.old-*`` ones."""
+    for tmp in entry.parent.glob(f".tmp-{entry.name}-*"):
+        if not tmp.is_dir():
+            continue
+        lock = tmp.with_name(tmp.name + ".lock")
+        with contextlib.suppress(OSError), open(lock, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a build in progress
+            shutil.rmtree(tmp, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+    for old in entry.parent.glob(f".old-{entry.name}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _build_locked(src: _Source, entry: Path, tmp: Path, settings: dict, streaming: bool,
+                  num_proc: int | None, log) -> None:
     (tmp / "work").mkdir(parents=True)
     # A hub download is worth keeping; a local file's Arrow copy only lives for the build.
     hf_cache = entry.parent.parent / "hf" if src.kind == "hub" else tmp / "work" / "hf"
