@@ -108,6 +108,26 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(corpus, tmp_path):
         restore_latest(out / CHECKPOINTS, warn=warnings.append)
 
 
+def test_a_damaged_data_position_is_caught_by_the_metadata_checksum(corpus, tmp_path):
+    # Valid JSON still, so only a checksum sees it: the run resumed at the wrong block.
+    import json
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(40),
+                  checkpoints=CheckpointOptions(every_words=5000, keep=3), log=lambda m: None)
+    steps = sorted(int(p.name) for p in (out / CHECKPOINTS).iterdir())
+    [meta_file] = [f for f in (out / CHECKPOINTS / str(steps[-1]) / "meta").rglob("*")
+                   if f.is_file() and b'"position"' in f.read_bytes()]
+    meta = json.loads(meta_file.read_text())
+    meta["position"]["block"] -= 1
+    meta_file.write_text(json.dumps(meta))
+    warnings = []
+    got = restore_latest(out / CHECKPOINTS, warn=warnings.append)
+    assert got.step == steps[-2]
+    assert "metadata does not match its saved checksum" in warnings[0]
+
+
 def test_resume_past_a_corrupt_checkpoint_sets_it_aside_and_saves_again(corpus, tmp_path):
     """Orbax saves no step at or below the latest it finds: left in place, the corrupt
     newest checkpoint once made every later save a silent no-op (reported as saved)."""

@@ -27,6 +27,7 @@ import dataclasses
 import errno
 import fcntl
 import gc
+import json
 import os
 import sys
 import tempfile
@@ -89,6 +90,13 @@ class Restored:
 
 def _crc(a: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel())
+
+
+def _meta_crc(meta: dict[str, Any]) -> int:
+    """CRC-32 of the metadata but its checksums: a damaged digit of the data position
+    (valid JSON still) resumed at the wrong place, silently."""
+    rest = {k: v for k, v in meta.items() if k != "crc32"}
+    return zlib.crc32(json.dumps(rest, sort_keys=True).encode())
 
 
 def _manager(directory: Path, keep: int | None = None, writer: bool = False):
@@ -163,7 +171,8 @@ class Checkpointer:
             raise W2VError("training diverged (NaN/inf in the vectors); lower --alpha")
         key_data = np.array(jax.random.key_data(state.key), copy=True)
         meta = dict(self._meta, position=dataclasses.asdict(position), step=step,
-                    crc32={"w_in": _crc(w_in), "w_out": _crc(w_out)}, saved_at=time.time())
+                    saved_at=time.time())
+        meta["crc32"] = {"w_in": _crc(w_in), "w_out": _crc(w_out), "meta": _meta_crc(meta)}
         tree = {"w_in": w_in, "w_out": w_out, "step": np.int64(step), "key": key_data}
         self._mngr.wait_until_finished()  # one save in flight at a time bounds the memory
         if not self._mngr.save(step, args=ocp.args.Composite(
@@ -271,6 +280,8 @@ def _restore_latest(directory: Path, warn: Callable[[str], None]) -> Restored | 
                 w_in, w_out = np.asarray(tree["w_in"]), np.asarray(tree["w_out"])
                 if (_crc(w_in), _crc(w_out)) != (meta["crc32"]["w_in"], meta["crc32"]["w_out"]):
                     raise ValueError("the tables do not match their saved checksums")
+                if meta["crc32"].get("meta", _meta_crc(meta)) != _meta_crc(meta):  # older: none
+                    raise ValueError("its metadata does not match its saved checksum")
                 return Restored(step, w_in, w_out, np.asarray(tree["key"]),
                                 Position(**{"seconds": None} | meta["position"]), meta,
                                 tuple(steps[:n]))
