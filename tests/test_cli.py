@@ -151,7 +151,14 @@ def test_a_second_sigterm_is_not_announced_again_and_ctrl_c_still_aborts(capsys)
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop() and stop.signum == signal.SIGTERM
         assert capsys.readouterr().err.count("SIGTERM received") == 1
+        import logging
+
+        absl = logging.getLogger("absl")
+        level = absl.level
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+        # The aborted save's thread must not print its traceback through absl.
+        assert absl.level > logging.CRITICAL
+        absl.setLevel(level)
     finally:
         stop.restore()

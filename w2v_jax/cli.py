@@ -137,6 +137,11 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         if self.signum is not None and signum == self._signal.SIGINT:
+            import logging
+
+            # The checkpoint save this aborts logs its thread's traceback through absl;
+            # the previous checkpoint is intact, and the user asked for a quick exit.
+            logging.getLogger("absl").setLevel(logging.CRITICAL + 1)
             raise KeyboardInterrupt
         if self.signum is not None:  # a repeated SIGTERM: the stop is under way already
             return
