@@ -82,13 +82,19 @@ def test_unfinished_run_needs_resume_or_overwrite(corpus, tmp_path):
         train_run(out, None, corpus2, resume=True, log=lambda m: None)
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(corpus, tmp_path):
+def _three_checkpoints(corpus, tmp_path):
+    """A run stopped after three checkpoints: (its directory, their steps, oldest first)."""
     out = tmp_path / "run"
     with pytest.raises(Interrupted):
         train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(40),
                   checkpoints=CheckpointOptions(every_words=5000, keep=3), log=lambda m: None)
     steps = sorted(int(p.name) for p in (out / CHECKPOINTS).iterdir())
     assert len(steps) == 3
+    return out, steps
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(corpus, tmp_path):
+    out, steps = _three_checkpoints(corpus, tmp_path)
     # Flip bytes in every data file of the newest checkpoint.
     for f in (out / CHECKPOINTS / str(steps[-1]) / "state").rglob("*"):
         if f.is_file() and f.stat().st_size > 64 and "ocdbt.process" in str(f.parent):
@@ -112,11 +118,7 @@ def test_a_damaged_data_position_is_caught_by_the_metadata_checksum(corpus, tmp_
     # Valid JSON still, so only a checksum sees it: the run resumed at the wrong block.
     import json
 
-    out = tmp_path / "run"
-    with pytest.raises(Interrupted):
-        train_run(out, Config(**HYPER), corpus, should_stop=_stop_after(40),
-                  checkpoints=CheckpointOptions(every_words=5000, keep=3), log=lambda m: None)
-    steps = sorted(int(p.name) for p in (out / CHECKPOINTS).iterdir())
+    out, steps = _three_checkpoints(corpus, tmp_path)
     [meta_file] = [f for f in (out / CHECKPOINTS / str(steps[-1]) / "meta").rglob("*")
                    if f.is_file() and b'"position"' in f.read_bytes()]
     meta = json.loads(meta_file.read_text())
