@@ -222,12 +222,15 @@ def test_an_unfinished_run_is_not_resumed_under_a_changed_config(tmp_path, capsy
 
 def test_equal_time_table_uses_the_trainers_clock_and_needs_evaluations():
     def result(name, elapsed, wall, evals):
-        return {"name": name, "done": {"elapsed": elapsed, "train_seconds": wall},
+        return {"name": name, "group": name, "varied": {},
+                "done": {"elapsed": elapsed, "train_seconds": wall},
                 "evals": [{"epoch": e, "words": 100 * e, "analogy": 0.1 * e, "wordsim": 0.5,
                            "elapsed": t} for e, t in evals]}
 
     fast = result("fast", 2.0, 9.0, [(1, 1.0), (2, 2.0)])  # wall-clock 9 s: evals took 7
     slow = result("slow", 4.0, 5.0, [(1, 2.0), (2, 4.0)])
+    seeded = dict(slow, name="slow__window=2__seed=1", varied={"window": 2, "seed": 1})
+    assert ex.at_equal_time([fast, seeded])[1][1]["run"] == "slow window=2 seed=1"  # as summary
     budget, rows = ex.at_equal_time([fast, slow])
     assert budget == 2.0
     assert [(r["run"], r["epochs done"]) for r in rows] == [("fast", 2), ("slow", 1)]

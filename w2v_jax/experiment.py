@@ -444,7 +444,8 @@ def at_equal_time(results: list[dict],
     for r in results:
         within = [e for e in r["evals"] if e.get("elapsed") is not None and e["elapsed"] <= budget]
         last = within[-1] if within else None
-        rows.append({"run": r["name"], "epochs done": last["epoch"] if last else 0,
+        label = r["group"] + "".join(f" {k}={v}" for k, v in r["varied"].items())  # as summarise
+        rows.append({"run": label, "epochs done": last["epoch"] if last else 0,
                      "words seen": last["words"] if last else 0,
                      "analogy": last["analogy"] if last else None,
                      "WordSim-353": last["wordsim"] if last else None})
