@@ -479,7 +479,7 @@ def _check_contents(entry: Path, n_tokens: int, vocab_size: int,
     """What is wrong with an entry's arrays whose sizes are right (a zeroed page, bit rot):
     ids outside [0, V), a sentence length under 1, lengths that do not add up to the
     tokens; "" if nothing. Read in blocks with ``read()``, so no page stays mapped (the
-    bench corpus's 30 MB of ids: ~20 ms)."""
+    bench corpus's 30 MB of ids: 7–28 ms)."""
     lo, hi = 0, -1
     with open(entry / "ids.i32", "rb") as f:
         while chunk := f.read(4 * block):
