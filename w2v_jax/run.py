@@ -150,12 +150,6 @@ def _set_old_run_aside(out: Path) -> Path:
     return aside
 
 
-def _remove_new_run(out: Path) -> None:
-    """Removes what a new run wrote before its first checkpoint."""
-    (out / METRICS).unlink(missing_ok=True)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-
-
 def _put_back(out: Path, aside: Path) -> None:
     """Undoes :func:`_set_old_run_aside` (the vectors last)."""
     for name in (CHECKPOINTS, METRICS, CONFIG, VOCAB, VECTORS):
@@ -460,7 +454,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         except BaseException:
             if (restored is None and primary and not last
                     and not checkpoint_steps(out / CHECKPOINTS)):
-                _remove_new_run(out)  # failed before training: leave the directory as it was
+                _clear_old_run(out)  # failed before training: leave the directory as it was
                 if replaced is not None:
                     _put_back(out, replaced)
                     log(f"w2v-jax: the new run failed before it started; {out} keeps the run "
