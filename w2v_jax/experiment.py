@@ -272,7 +272,6 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                    "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
     for i, spec in enumerate(specs, 1):
         run_dir = out / spec.name
-        _check_same_config(run_dir, spec, corpus)
         if (run_dir / SCORES).exists():
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
