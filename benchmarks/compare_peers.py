@@ -229,8 +229,9 @@ def available(peer: str) -> bool:
         return False
 
 
-def rank_order(corpus: str) -> list[str]:
-    """The vocabulary every peer is scored in: corpus count descending, ties by word.
+def rank_order(corpus: str) -> tuple[list[str], int]:
+    """The vocabulary every peer is scored in: corpus count descending, ties by word; and
+    the corpus's raw word count (the words/s of a peer that reports none, fastText).
 
     Analogies search only the 30k first rows, and each tool breaks the ties among equal
     counts its own way (gensim puts the last-seen word first, w2v-jax the first-seen); on
@@ -240,9 +241,9 @@ def rank_order(corpus: str) -> list[str]:
     """
     from w2v_jax import load_corpus
 
-    vocab, _ = load_corpus(corpus, HYPER["min_count"])
+    vocab, data = load_corpus(corpus, HYPER["min_count"])
     ranked = sorted(zip(vocab.counts.tolist(), vocab.words), key=lambda cw: (-cw[0], cw[1]))
-    return [w for _, w in ranked]
+    return [w for _, w in ranked], data.raw_words
 
 
 def in_order(kv, order: list[str]):
@@ -277,10 +278,13 @@ def table(rows: list[dict], seeds: bool = False) -> str:
             lines.append(f"{first} {r['epochs']} | failed: {r['error']} | | | | | | | |")
             continue
         anon = f"{r['peak_anon_mb']:.0f}" if "peak_anon_mb" in r else "—"  # older runs: —
+        # None: no analogy question answered, or under two WordSim pairs covered
+        analogy = "n/a" if r["analogy"] is None else f"{100 * r['analogy']:.2f}%"
+        wordsim = "n/a" if r["wordsim"] is None else f"{r['wordsim']:.3f}"
         lines.append(
             f"{first} {r['epochs']} | {r['train_s']:.1f} | {r['e2e_s']:.1f} "
             f"| {r['words_per_sec'] / 1e6:.2f}M | {r['peak_rss_mb']:.0f} | {anon} | {r['vocab']:,} "
-            f"| {100 * r['analogy']:.2f}% | {r['wordsim']:.3f} |")
+            f"| {analogy} | {wordsim} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -314,6 +318,9 @@ def summary(rows: list[dict]) -> str:
             if any(key not in r for r in rs):  # older runs lack the memory breakdown
                 cells.append("—")
                 continue
+            if any(r[key] is None for r in rs):  # a score some run could not give
+                cells.append("n/a")
+                continue
             x = np.asarray([r[key] for r in rs], np.float64) * scale
             sd = f" ± {x.std(ddof=1):.{digits}f}" if x.size > 1 else ""
             cells.append(f"{x.mean():.{digits}f}{sd}")
@@ -339,7 +346,8 @@ def plot(rows: list[dict], path: Path) -> None:
                                   (axes[2], "wordsim", "WordSim-353 Spearman", 1),
                                   (axes[3], "peak_rss_mb", "peak RSS MB (hatched: of it "
                                    "anonymous)", 1)]:
-        vals = [np.asarray([r[key] * scale for r in rs]) for rs in groups.values()]
+        vals = [np.asarray([np.nan if r[key] is None else r[key] * scale for r in rs])
+                for rs in groups.values()]
         ax.bar(range(len(vals)), [v.mean() for v in vals], color=colors,
                yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in vals], capsize=3)
         ax.set_xticks(range(len(vals)), labels, rotation=60, ha="right", fontsize=8)
@@ -371,26 +379,34 @@ def main() -> None:
     args = p.parse_args()
     if args.merge:
         return merge_main(args.merge, Path(args.out))
+    for name in ("epochs", "workers"):  # gensim with workers=0 trains nothing, silently
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
 
     corpus = Path(args.corpus)
+    if corpus.is_dir():
+        sys.exit(f"compare_peers: corpus {corpus} is a directory; pass --corpus FILE")
     if not corpus.is_file():
         sys.exit(f"compare_peers: corpus {corpus} not found; pass --corpus PATH")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="w2v-bench-"))
-    # gensim's corpus_file mode and fastText read plain text only: decompress once, untimed.
-    plain = corpus
-    if corpus.suffix == ".gz":
-        plain = tmp / corpus.stem
-        with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
-            shutil.copyfileobj(f, g, 1 << 24)
 
     from peak_memory import run_watched  # benchmarks/ is on sys.path: this is a script
-
     rows = []
     seeds = len(args.seeds) > 1  # a seed column in the progress lines
-    order = rank_order(str(corpus))
+    tmp = Path(tempfile.mkdtemp(prefix="w2v-bench-"))
     try:
+        try:
+            # gensim's corpus_file mode and fastText read plain text only: decompress
+            # once, untimed.
+            plain = corpus
+            if corpus.suffix == ".gz":
+                plain = tmp / corpus.stem
+                with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
+                    shutil.copyfileobj(f, g, 1 << 24)
+            order, corpus_words = rank_order(str(corpus))
+        except (OSError, EOFError, ValueError) as e:  # W2VError, bad gzip or UTF-8
+            sys.exit(f"compare_peers: cannot use corpus {corpus}: {e}")
         for mode, seed, peer in itertools.product(args.modes, args.seeds, args.peers):
             if not available(peer):
                 print(f"skip {peer}: not installed", file=sys.stderr)
@@ -410,11 +426,14 @@ def main() -> None:
             else:
                 row.update(json.loads(line[-1][7:]))
                 row.update(memory)
-                words = row["words"] or next((x["words"] for x in rows if x.get("words")), None)
-                row["words"] = words
-                row["words_per_sec"] = args.epochs * words / row["train_s"] if words else 0.0
-                row.update(evaluate(str(vec), order))
-                vec.unlink()
+                row["words"] = row["words"] or corpus_words  # fastText reports none
+                row["words_per_sec"] = args.epochs * row["words"] / row["train_s"]
+                try:
+                    row.update(evaluate(str(vec), order))
+                except Exception as e:  # noqa: BLE001 (one peer's bad vectors end its row only)
+                    row = {k: row[k] for k in ("peer", "mode", "seed", "epochs")}
+                    row["error"] = f"scoring: {type(e).__name__}: {e}"[:120]
+                vec.unlink(missing_ok=True)
             rows.append(row)
             print(table([row], seeds).splitlines()[-1], file=sys.stderr, flush=True)
     finally:
@@ -449,11 +468,13 @@ def merge_main(paths: list[str], out: Path) -> None:
     """Re-renders the tables and plot of several saved runs (``peers.json``) as one, e.g.
     seeds run at different times; rows keep their own seeds, and the date lists every
     run's."""
+    if len({Path(p).resolve() for p in paths}) < len(paths):
+        sys.exit("compare_peers: --merge was given the same file twice (its runs would count twice)")
     runs = []
     for p in paths:
         try:
             run = json.loads(Path(p).read_text())
-            run["meta"]["corpus"], run["rows"]  # noqa: B018 (the keys a run must have)
+            run["meta"]["corpus"], run["meta"]["epochs"], run["meta"]["date"], run["rows"]  # noqa: B018 (the keys a run must have)
         except (OSError, ValueError, KeyError, TypeError) as e:
             sys.exit(f"compare_peers: cannot merge {p}: not a peers.json this script wrote "
                      f"({type(e).__name__}: {e})")

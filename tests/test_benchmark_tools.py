@@ -25,7 +25,7 @@ def test_rank_order_is_count_then_word(tmp_path, monkeypatch):
     path = tmp_path / "c.txt"
     path.write_text(text.strip() + "\n")
     monkeypatch.setitem(cp.HYPER, "min_count", 1)
-    assert cp.rank_order(str(path)) == ["top", "mid", "alpha", "zeta"]
+    assert cp.rank_order(str(path)) == (["top", "mid", "alpha", "zeta"], 35)
 
 
 def test_in_order_moves_rows_with_their_words():
@@ -156,3 +156,46 @@ def test_table_shows_a_dash_for_runs_without_the_memory_breakdown():
     assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|")
     assert "| 100 | — | 10 |" in lines[2] and "| 100 | 64 | 10 |" in lines[3]
     assert "| — |" in cp.summary([old, new]).splitlines()[2]
+
+
+def test_missing_scores_are_shown_as_n_a_not_a_crash(tmp_path):
+    # A peer that answers no analogy question, or covers under two WordSim pairs, has None
+    # scores; the table, the summary and the plot used to raise on them.
+    rows = [_row("a", s, None, 10.0 + s) | {"wordsim": None, "analogy_answered": 0}
+            for s in (1, 2)]
+    assert cp.table(rows).splitlines()[2].endswith("| n/a | n/a |")
+    assert cp.summary(rows).splitlines()[2].endswith("| n/a | n/a |")
+    cp.write_results(rows, {"date": "d", "machine": "m", "corpus": "c.txt", "epochs": 1},
+                     tmp_path)
+    assert (tmp_path / "peers.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--corpus", "{tmp}"], "is a directory"),
+    (["--corpus", "{tmp}/empty.txt"], "cannot use corpus"),
+    (["--corpus", "{tmp}/cut.gz"], "cannot use corpus"),
+])
+def test_bad_race_arguments_fail_in_one_line_and_leave_no_temp_dir(tmp_path, args, says,
+                                                                   monkeypatch):
+    import gzip
+
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(b"some words " * 100)[:20])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    out = subprocess.run([sys.executable, str(_PATH), *[a.format(tmp=tmp_path) for a in args],
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert out.returncode != 0 and says in out.stderr and "Traceback" not in out.stderr
+    assert list(scratch.iterdir()) == []  # the decompressed corpus is not left behind
+
+
+def test_merge_refuses_the_same_file_twice(tmp_path):
+    path = tmp_path / "peers.json"
+    path.write_text('{"meta": {"corpus": "c", "epochs": 1, "date": "d"}, "rows": []}')
+    out = subprocess.run([sys.executable, str(_PATH), "--merge", str(path),
+                          str(tmp_path / "." / "peers.json"), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "same file twice" in out.stderr
