@@ -17,7 +17,7 @@ from w2v_jax.checkpoint import CHECKPOINTS, CORRUPT, RunLock, checkpoint_steps, 
 from w2v_jax.cli import main
 from w2v_jax.config import Config
 from w2v_jax.errors import Interrupted, W2VError
-from w2v_jax.run import CheckpointOptions, train_run
+from w2v_jax.run import REPLACED, CheckpointOptions, train_run
 
 HYPER = dict(vector_size=8, window=3, min_count=1, sample=0, batch_size=32,
              shared_negatives=4, steps_per_call=8, epochs=2, seed=3)
@@ -163,6 +163,20 @@ def test_overwrite_keeps_the_old_run_until_the_new_input_is_read(corpus, tmp_pat
         assert (out / "vectors.bin").read_bytes() == before
         assert restore_latest(out / CHECKPOINTS) is not None
     capsys.readouterr()
+
+
+def test_overwrite_removes_the_old_run_once_the_new_one_trains(corpus, tmp_path):
+    """The replaced run is not given back once training has begun, so it is not kept
+    (on disk) for the whole new run, nor left behind when that run is stopped."""
+    out = tmp_path / "run"
+    train_run(out, Config(**HYPER), corpus, log=lambda m: None)
+    seen = []
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, overwrite=True, should_stop=_stop_after(3),
+                  on_progress=lambda p: seen.append((out / REPLACED).exists()),
+                  log=lambda m: None)
+    assert seen and not any(seen)
+    assert not (out / REPLACED).exists() and not (out / "vectors.bin").exists()
 
 
 def test_a_run_stopped_before_any_checkpoint(corpus, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The CLI end to end: train on the embedded corpus, evaluate, and meet bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -100,6 +101,18 @@ def test_unknown_word_and_missing_run(tmp_path, capsys, kjv_run):
     one.write_text("1 2\nsolo 1 2\n")
     _fails(capsys, ["similar", str(one), "solo"], "holds no word besides the query")
     _fails(capsys, ["eval", str(tmp_path / "nothing")], "does not exist")
+
+
+def test_a_reader_that_goes_away_is_not_an_error(kjv_run, monkeypatch, capsys):
+    # `w2v-jax similar RUN king --topn 3000 | head -1`: stdout's reader closes early.
+    r, w = os.pipe()
+    os.close(r)
+    pipe = os.fdopen(w, "w")
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["similar", str(kjv_run), "king", "--topn", "3000"]) == 141
+    monkeypatch.undo()
+    pipe.close()  # stdout was pointed at /dev/null: its flush at exit cannot fail again
+    assert capsys.readouterr().err == ""
 
 
 def test_console_script_exit_code(tmp_path):

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,8 @@ _TRAIN_FLAGS = [
     ("lanes", int, "places the epoch is read from side by side, a piece of each in turn "
      "(1 = in corpus order)"),
     ("max_row_terms", float, "cap on the gradient terms one row's update counts per step "
-     "(default: 10 CBOW ns, 20 hs, otherwise none; steadies large steps, higher --alpha, hs)"),
+     "(default: 10 CBOW ns, more under ~1,200 words; 20 hs; otherwise none; steadies large "
+     "steps, higher --alpha, hs)"),
     ("seed", int, "random seed"),
     ("init_scale", float, "W_in starts uniform in ±init_scale/vector_size "
      "(word2vec C: 0.5, gensim: 1.0)"),
@@ -60,8 +62,9 @@ def _add_train(sub) -> None:
     src.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
                      "default: the embedded KJV corpus")
     src.add_argument("--dataset", metavar="PATH_OR_NAME",
-                     help="a Hugging Face dataset: local text/JSON/Parquet file(s), a directory "
-                     "written by save_to_disk, or a hub name already in the local cache; "
+                     help="a Hugging Face dataset: a local text/JSON/Parquet file or a quoted "
+                     "glob of them, a directory written by save_to_disk, or a hub name "
+                     "(downloaded; offline, only one already in the local cache); "
                      "tokenised once and cached as memory-mapped ids")
     p.add_argument("--text-column", default=None, help="the dataset's text column (default: text)")
     p.add_argument("--streaming", action="store_true",
@@ -102,7 +105,8 @@ def _add_train(sub) -> None:
                    "by its pairs: faster) or pair (K per pair, word2vec's scheme) "
                    f"(default: {defaults.sg_negatives})")
     p.add_argument("--cbow-update", choices=CBOW_UPDATES, default=None,
-                   help="CBOW context update: full gradient per row (word2vec) or divided by count")
+                   help="CBOW context update: full gradient per row (word2vec) or divided by "
+                   "count (exact) (default: word2vec)")
     p.add_argument("--init-vectors", metavar="FILE",
                    help="word2vec text/binary vectors that initialise W_in where they have the word")
     ck, kept = CheckpointOptions(), "; --resume: as the run was started"
@@ -457,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("w2v-jax: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error of ours
+        # Python would fail again flushing stdout at exit; point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as if killed by SIGPIPE, what a C tool would report
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             raise

@@ -135,7 +135,7 @@ def _refuse_old_run(out: Path, overwrite: bool) -> bool:
     return finished or resumable or leftovers
 
 
-REPLACED = ".replaced"  # the run --overwrite replaces, kept until the new one has started
+REPLACED = ".replaced"  # the run --overwrite replaces, kept until the new one has trained a block
 
 
 def _set_old_run_aside(out: Path) -> Path:
@@ -372,7 +372,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         replaced = None
         if restored is None and primary and old_run:
             # --overwrite, now that the new run's input has been read; set aside rather than
-            # deleted until the new run has a checkpoint (a failure before gives it back)
+            # deleted until the new run has trained its first block (a failure before that
+            # gives it back)
             replaced = _set_old_run_aside(out)
 
         last: list[Progress] = []  # the latest progress, for the eval records
@@ -397,6 +398,10 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
 
 
             def progress(p: Progress) -> None:
+                nonlocal replaced
+                if replaced is not None:  # training has begun: the old run is not coming back
+                    shutil.rmtree(replaced, ignore_errors=True)
+                    replaced = None
                 last[:] = [p]
                 metrics(p)
                 if on_progress is not None:
