@@ -146,7 +146,8 @@ def test_semantic_syntactic_split(tmp_path):
 
 
 def test_load_analogies_sections_and_lowercase(tmp_path):
-    p = write(tmp_path, ": Capital\nAthens Greece Baghdad Iraq\n\n: gram1-x\n  a b  c d \n")
+    p = write(tmp_path, "# a comment of four words\n: Capital\nAthens Greece Baghdad Iraq\n\n"
+              ": gram1-x\n  a b  c d \n# another comment, any length\n")
     assert load_analogies(p) == [("Capital", [("athens", "greece", "baghdad", "iraq")]),
                                  ("gram1-x", [("a", "b", "c", "d")])]
 
@@ -172,6 +173,8 @@ def test_unreadable_files_raise_w2verror(tmp_path):
         load_similarity(tmp_path / "missing.txt")
     with pytest.raises(W2VError, match="directory"):
         load_analogies(tmp_path)
+    with pytest.raises(W2VError, match="path is empty"):  # not the current directory
+        load_similarity("")
     p = tmp_path / "bin.txt"
     p.write_bytes(b": s\na b c d\n\xff\xfe x y\n")
     with pytest.raises(W2VError, match=r"bin.txt:3: not UTF-8"):
@@ -270,6 +273,8 @@ def test_load_similarity_header_comments_and_separators(tmp_path):
     ("a b 1\nc d\n", ":2:"),
     ("a b 1 2\n", ":1:"),
     ("a b 1\nc d nan\n", ":2:"),
+    ("a b 7.3O\nc d 2\n", ":1:"),  # a mistyped first score is not taken for a header
+    ("a b nan\nc d 2\n", ":1:"),
     ("# only comments\n\n", "no word pairs"),
 ])
 def test_load_similarity_malformed(tmp_path, text, where):
@@ -331,3 +336,13 @@ def test_3cosmul_predictions_match_gensim(gensim_setup, monkeypatch):
              for a, b, c, _ in questions[:12]]
     r = evaluate_analogies(kv, [("s", asked)], restrict_vocab=len(kv), method="3cosadd")
     assert (r["correct"], r["answered"]) == (12, 12)
+
+
+def test_case_folds_as_gensim_does_for_unicode():
+    # gensim folds with upper(): "straße" and "STRASSE" are one word there, and here.
+    kv = KeyedVectors(["STRASSE", "weg", "gasse", "pfad"], np.eye(4, dtype=np.float32) + 0.1)
+    r = evaluate_similarity(kv, [("straße", "weg", 1.0), ("gasse", "pfad", 2.0),
+                                 ("weg", "pfad", 3.0)])
+    assert r["covered"] == 3
+    res = evaluate_analogies(kv, [("s", [("straße", "weg", "gasse", "pfad")])])
+    assert res["answered"] == 1

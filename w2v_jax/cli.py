@@ -315,7 +315,8 @@ def _eval(args) -> int:
     from w2v_jax.model import load_vectors
 
     kv = load_vectors(args.vectors)
-    analogies = args.analogies or bundled_eval_path("questions-words.txt")
+    analogies = (bundled_eval_path("questions-words.txt") if args.analogies is None
+                 else args.analogies)  # "" is a path to refuse, not the default
     sims = args.similarity if args.similarity else [bundled_eval_path("wordsim353.txt")]
     methods = ("3cosadd", "3cosmul") if args.method == "both" else (args.method,)
     results = {"vectors": str(args.vectors), "analogy": {}, "similarity": {}}

@@ -59,6 +59,8 @@ def bundled_eval_path(name: str) -> Path:
 
 
 def _read_lines(path: PathLike, what: str) -> list[str]:
+    if not str(path):  # Path("") would read as the current directory
+        raise W2VError(f"the {what} file's path is empty; pass a file name")
     path = Path(path)
     try:
         # utf-8-sig: tolerate a BOM from files saved by spreadsheet tools.
@@ -81,8 +83,9 @@ def _read_lines(path: PathLike, what: str) -> list[str]:
 def load_analogies(path: PathLike) -> Sections:
     """Parses the Google analogy format.
 
-    ``: section-name`` lines start a section; every other non-blank line is a
-    question ``a b c d`` (a is to b as c is to d). Words are lower-cased.
+    ``: section-name`` lines start a section; lines starting with ``#`` are comments;
+    every other non-blank line is a question ``a b c d`` (a is to b as c is to d).
+    Words are lower-cased.
 
     Returns:
       ``[(section_name, [(a, b, c, d), ...]), ...]`` in file order.
@@ -90,7 +93,7 @@ def load_analogies(path: PathLike) -> Sections:
     sections: Sections = []
     for lineno, line in enumerate(_read_lines(path, "analogy"), 1):
         line = line.strip()
-        if not line:
+        if not line or line.startswith("#"):
             continue
         if line.startswith(":"):
             name = line[1:].strip()
@@ -111,8 +114,14 @@ def load_analogies(path: PathLike) -> Sections:
     return sections
 
 
+def _fold(word: str) -> str:
+    """The case-insensitive key of a word: upper-cased, as gensim's evaluations fold
+    (``"straße"`` and ``"STRASSE"`` are one word; lower-casing keeps them apart)."""
+    return word.upper()
+
+
 def _canonical_rows(words: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
-    """Case-insensitive lookup: lower-cased word -> its first (most frequent) row.
+    """Case-insensitive lookup: folded word (:func:`_fold`) -> its first (most frequent) row.
 
     Returns the dict and i32[len(words)], each row's canonical row, so that a
     different casing of a query word is excluded from the answers too.
@@ -120,7 +129,7 @@ def _canonical_rows(words: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
     lookup: dict[str, int] = {}
     canon = np.empty(len(words), np.int32)
     for i, w in enumerate(words):
-        canon[i] = lookup.setdefault(w.lower(), i)
+        canon[i] = lookup.setdefault(_fold(w), i)
     return lookup, canon
 
 
@@ -204,7 +213,7 @@ def evaluate_analogies(kv: KeyedVectors, sections_or_path: Sections | PathLike,
         stats = oov.setdefault(name, [0, 0])  # [oov, total]; dict merges repeated names
         for q in questions:
             stats[1] += 1
-            ids = [lookup.get(w.lower()) for w in q]
+            ids = [lookup.get(_fold(w)) for w in q]
             if None in ids:
                 stats[0] += 1
             else:
@@ -265,8 +274,10 @@ def load_similarity(path: PathLike) -> list[tuple[str, str, float]]:
     """Parses a word-similarity file: ``word1 word2 score`` per line.
 
     Fields are separated by tabs or spaces; blank lines and lines starting with
-    ``#`` are skipped, and so is a first line whose score is not a number (a
-    header). Words are lower-cased.
+    ``#`` are skipped, and so is a first line whose score field has no digit and is
+    not a number (a header such as ``Word 1<TAB>Word 2<TAB>Human (mean)``); any other
+    line whose score is not a finite number (``7.3O``, ``nan``) is an error, the first
+    one included. Words are lower-cased.
 
     Returns:
       ``[(word1, word2, score), ...]`` in file order.
@@ -279,7 +290,7 @@ def load_similarity(path: PathLike) -> list[tuple[str, str, float]]:
             continue
         fields = line.split()
         numeric = len(fields) >= 3 and _is_number(fields[2])
-        if first and len(fields) >= 3 and not numeric:
+        if first and len(fields) >= 3 and not numeric and not _looks_numeric(fields[2]):
             first = False  # a header such as "Word 1<TAB>Word 2<TAB>Human (mean)"
             continue
         if len(fields) != 3 or not numeric:
@@ -289,6 +300,16 @@ def load_similarity(path: PathLike) -> list[tuple[str, str, float]]:
     if not pairs:
         raise W2VError(f"{path}: no word pairs found; expected lines 'word1 word2 score'")
     return pairs
+
+
+def _looks_numeric(s: str) -> bool:
+    """Whether a score field was meant as a number: a digit, or what float() reads
+    (``nan``, ``inf``), so that a mistyped first score is an error, not a header."""
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return any(ch.isdigit() for ch in s)
 
 
 def _is_number(s: str) -> bool:
@@ -344,7 +365,7 @@ def evaluate_similarity(kv: KeyedVectors,
     lookup, _ = _canonical_rows(kv.index_to_key)
     idx, human = [], []
     for w1, w2, score in pairs:
-        i, j = lookup.get(w1.lower()), lookup.get(w2.lower())
+        i, j = lookup.get(_fold(w1)), lookup.get(_fold(w2))
         if i is not None and j is not None:
             idx.append((i, j))
             human.append(score)
