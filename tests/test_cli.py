@@ -115,6 +115,14 @@ def test_a_reader_that_goes_away_is_not_an_error(kjv_run, monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_warnings_are_one_line(tmp_path, capsys):
+    (tmp_path / "dup.txt").write_text("3 2\na 1 2\nb 3 4\na 1 2.1\n")
+    assert main(["similar", str(tmp_path / "dup.txt"), "a"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("w2v-jax: warning: ") and "repeated word" in err
+    assert len(err.strip().splitlines()) == 1  # no "file.py:103: UserWarning" and code line
+
+
 def test_console_script_exit_code(tmp_path):
     # The installed entry point, as a user runs it: one line on stderr, exit 2.
     r = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "train", "--out", str(tmp_path),

@@ -35,6 +35,23 @@ def test_we_read_gensim_binary(tmp_path, kv):
     np.testing.assert_array_equal(ours.vectors, kv.vectors)
 
 
+def test_we_read_gzipped_files_and_gensim_words_with_tabs(tmp_path, kv):
+    # GoogleNews-vectors-negative300.bin.gz is read as downloaded, as gensim reads it.
+    g = GensimKV(8)
+    g.add_vectors(["a\tb", "c\rd", *kv.index_to_key], np.vstack([kv.vectors[:2], kv.vectors]))
+    g.save_word2vec_format(str(tmp_path / "g.bin"), binary=True)
+    import gzip
+
+    (tmp_path / "g.bin.gz").write_bytes(gzip.compress((tmp_path / "g.bin").read_bytes()))
+    for name in ("g.bin", "g.bin.gz"):
+        ours = KeyedVectors.load_word2vec_format(tmp_path / name)
+        assert ours.index_to_key == list(g.index_to_key)
+        np.testing.assert_array_equal(ours.vectors, g.vectors)
+    (tmp_path / "cut.gz").write_bytes((tmp_path / "g.bin.gz").read_bytes()[:40])
+    with pytest.raises(W2VError, match="gzipped but cannot be decompressed"):
+        KeyedVectors.load_word2vec_format(tmp_path / "cut.gz")
+
+
 def test_most_similar_matches_gensim(kv):
     g = GensimKV(8)
     g.add_vectors(kv.index_to_key, kv.vectors)

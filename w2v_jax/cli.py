@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from w2v_jax.config import CBOW_UPDATES, OBJECTIVES, SAMPLERS, SG_NEGATIVES, TABLE_MODES, Config
@@ -441,7 +442,19 @@ def _out_of_memory(e: Exception) -> bool:
     return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: a user-facing warning is one line, without
+    the source location and code line that Python adds."""
+    print(f"w2v-jax: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
+    with warnings.catch_warnings():  # restores Python's own display when main returns
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tune_xla_cpu()
     enable_compilation_cache()

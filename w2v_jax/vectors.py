@@ -9,9 +9,11 @@ a header line ``V d``, then per word ``word v1 ... vd`` (text) or
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 import warnings
+import zlib
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -216,13 +218,20 @@ class KeyedVectors:
     @classmethod
     def load_word2vec_format(cls, path: str | os.PathLike,
                              binary: bool | None = None) -> "KeyedVectors":
-        """Reads word2vec text or binary vectors; ``binary=None`` tries the format the
-        first entry looks like, then the other: a file is accepted only if all its V
-        entries parse and nothing but whitespace follows them."""
+        """Reads word2vec text or binary vectors, gzipped or not (``GoogleNews-vectors-
+        negative300.bin.gz`` as downloaded); ``binary=None`` tries the format the first
+        entry looks like, then the other: a file is accepted only if all its V entries
+        parse and nothing but whitespace follows them."""
         path = Path(path)
         if not path.is_file():
             raise W2VError(f"vectors file {path} does not exist or is not a file")
         data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":  # gzip's magic number, whatever the file's name
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as e:
+                raise W2VError(f"vectors file {path} is gzipped but cannot be decompressed "
+                               f"({e}); the download may be incomplete") from None
         if not data or data.isspace():  # (strip() would copy the whole file)
             raise W2VError(f"vectors file {path} is empty; pass a word2vec text or binary file")
         nl = data.find(b"\n")
@@ -279,7 +288,8 @@ def _read_binary(data: bytes, pos: int, v: int, d: int) -> tuple[list[str], np.n
             pos += 1
         sp = data.find(b" ", pos)
         word = data[pos:sp]
-        if sp < 0 or not word or any(c in word for c in b"\n\r\t") or sp + 1 + 4 * d > len(data):
+        # (a tab or \r inside a word is kept, as gensim keeps it; a line break is not)
+        if sp < 0 or not word or b"\n" in word or sp + 1 + 4 * d > len(data):
             raise _Malformed(f"entry {i + 1} of {v} is not a word, a space and {d} floats")
         try:
             words.append(word.decode("utf-8"))
