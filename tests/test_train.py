@@ -269,6 +269,17 @@ def test_save_refuses_a_training_run_unless_overwrite(topic_corpus, tmp_path):
     with pytest.raises(W2VError):
         run_vectors(tmp_path / "run", which="out")  # no stale W_out any more
     model.save(tmp_path / "run")  # an earlier save is simply replaced
+    (tmp_path / "file").write_text("")
+    with pytest.raises(W2VError, match="cannot save the run into .*file"):
+        model.save(tmp_path / "file" / "under")
+    # gensim's other calls name what to do here instead of an AttributeError
+    for call, says in [(lambda: model.build_vocab(["a"]), "corpus_file=PATH"),
+                       (lambda: model.train(["a"]), "corpus_file=PATH"),
+                       (lambda: Word2Vec.load(tmp_path / "run"), "load_vectors"),
+                       (lambda: model.wv.save(tmp_path / "kv"), "save_word2vec_format"),
+                       (lambda: type(model.wv).load(tmp_path / "kv"), "load_word2vec_format")]:
+        with pytest.raises(W2VError, match=says):
+            call()
 
 
 @pytest.mark.parametrize("kwargs, match", [

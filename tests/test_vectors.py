@@ -192,5 +192,13 @@ def test_gensim_query_forms_match_gensim(kv, tmp_path):
         g.n_similarity(["king", "man"], ["queen"]), rel=1e-5)
     words = ["king", "queen", "man", "x"]
     assert kv.doesnt_match(words) == g.doesnt_match(words)
+    same(kv.most_similar_cosmul(["king", "woman"], ["man"], topn=3),
+         g.most_similar_cosmul(["king", "woman"], ["man"], topn=3))
+    unit_vec = vec / np.linalg.norm(vec)
+    same(kv.most_similar_cosmul([unit_vec, "x"], "man", topn=None),
+         g.most_similar_cosmul([unit_vec, "x"], "man", topn=len(kv)))
+    same(kv.most_similar_cosmul("queen", topn=2), g.most_similar_cosmul("queen", topn=2))
+    with pytest.raises(W2VError, match="not \\(word, weight\\) pairs"):
+        kv.most_similar_cosmul([("king", 2.0)])
     with pytest.raises(W2VError, match=r"shape \(8,\)"):
         kv.most_similar([np.ones(3)])

@@ -71,6 +71,19 @@ class Word2Vec:
         self.timings = {"load_seconds": t1 - t0, "train_seconds": t2 - t1}
         self.wv = KeyedVectors(self.vocab.words, np.asarray(self.state.w_in))
 
+    # gensim's two-step training and its pickles: here the constructor does it all.
+    def build_vocab(self, *args, **kwargs):
+        raise W2VError("w2v-jax's Word2Vec reads the corpus, builds the vocabulary and trains "
+                       "when constructed: pass corpus_file=PATH to Word2Vec(...) instead of "
+                       "calling build_vocab and train")
+
+    train = build_vocab
+
+    @classmethod
+    def load(cls, *args, **kwargs):
+        raise W2VError("Word2Vec.save writes a run directory of word2vec files, not a pickle: "
+                       "read its vectors with w2v_jax.load_vectors(DIR)")
+
     def save(self, out_dir: str | os.PathLike, overwrite: bool = False) -> None:
         """Writes vocab.txt, config.json and (last, atomically) vectors.bin into out_dir.
 

@@ -197,10 +197,14 @@ def save_run(out_dir: str | os.PathLike, config: Config, vocab: Vocab, wv: Keyed
              extra: dict | None = None) -> None:
     """Writes vocab.txt, config.json and, last and atomically, vectors.bin."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab.save(out / VOCAB)
-    cfg = config.to_dict() | {"effective_alpha": config.learning_rate} | (extra or {})
-    (out / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        vocab.save(out / VOCAB)
+        cfg = config.to_dict() | {"effective_alpha": config.learning_rate} | (extra or {})
+        (out / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    except OSError as e:  # a file where the directory should be, no permission, a full disk
+        raise W2VError(f"cannot save the run into {out} ({e.strerror or e}); it must be a "
+                       "directory that can be written: choose another path") from None
     wv.save_word2vec_format(out / VECTORS, binary=True)
 
 

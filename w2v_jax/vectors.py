@@ -113,10 +113,6 @@ class KeyedVectors:
             negative = [negative]
         if not len(positive) and not len(negative):
             raise W2VError("most_similar needs at least one word or vector")
-        if topn is None:
-            topn = len(self)
-        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
-            raise W2VError(f"topn must be a whole number or None, got {topn!r}")
         u = self.unit_vectors()
         terms, ids = [], []
         for entries, sign in ((positive, 1.0), (negative, -1.0)):
@@ -129,6 +125,48 @@ class KeyedVectors:
         q = sum(terms[1:], terms[0])
         q = q / jnp.maximum(jnp.linalg.norm(q), 1e-12)
         scores = np.array(_cosines(u, q))
+        return self._best(scores, ids, topn, restrict_vocab)
+
+    def most_similar_cosmul(self, positive=(), negative=(), topn: int | None = 10,
+                            restrict_vocab: int | None = None) -> list[tuple[str, float]]:
+        """The ``topn`` words (None: all) best by 3CosMul (Levy & Goldberg 2014, as gensim's
+        ``most_similar_cosmul``): Π (1 + cos(x, p)) / 2 over ``positive`` divided by
+        Π (1 + cos(x, n)) / 2 over ``negative`` + 1e-6.
+
+        Entries are words (their unit vectors) or vectors f[d] (taken as they are, as
+        gensim takes them); query words are left out of the answer; ``restrict_vocab`` N
+        looks only among the first N words.
+        """
+        if isinstance(positive, (str, np.ndarray, jax.Array)):
+            positive = [positive]
+        if isinstance(negative, (str, np.ndarray, jax.Array)):
+            negative = [negative]
+        if not len(positive):
+            raise W2VError("most_similar_cosmul needs at least one positive word or vector")
+        u, ids = self.unit_vectors(), []
+
+        def shifted(entry) -> np.ndarray:  # f64[V]: (1 + cos) / 2 of every row
+            if isinstance(entry, tuple):
+                raise W2VError("most_similar_cosmul takes words or vectors, not (word, "
+                               "weight) pairs (as gensim's); use most_similar for weights")
+            vec, _ = self._query_term(entry, 1.0)
+            if isinstance(vec, int):
+                ids.append(vec)
+                vec = u[vec]
+            return (1.0 + np.asarray(_cosines(u, jnp.asarray(vec, jnp.float32)), np.float64)) / 2.0
+
+        scores = np.prod([shifted(e) for e in positive], axis=0)
+        scores = scores / (np.prod([shifted(e) for e in negative], axis=0) + 1e-6)
+        return self._best(scores, ids, topn, restrict_vocab)
+
+    def _best(self, scores: np.ndarray, ids: list[int], topn: int | None,
+              restrict_vocab: int | None) -> list[tuple[str, float]]:
+        """The ``topn`` (None: all) best-scoring words, best first, leaving out rows
+        ``ids`` (the query's words) and those from ``restrict_vocab`` on."""
+        if topn is None:
+            topn = len(self)
+        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)):
+            raise W2VError(f"topn must be a whole number or None, got {topn!r}")
         if restrict_vocab is not None:
             scores[restrict_vocab:] = -np.inf
         scores[ids] = -np.inf
@@ -186,6 +224,15 @@ class KeyedVectors:
         return list(words)[int(np.argmin(u @ mean))]
 
     # ---------------------------------------------------------------- word2vec format
+
+    def save(self, *args, **kwargs):  # gensim's pickle: not offered, word2vec files are
+        raise W2VError("KeyedVectors are saved as word2vec files here, not pickles: use "
+                       "save_word2vec_format(path, binary=True), which gensim reads too")
+
+    @classmethod
+    def load(cls, *args, **kwargs):
+        raise W2VError("KeyedVectors are read from word2vec files here, not pickles: use "
+                       "KeyedVectors.load_word2vec_format(path) or w2v_jax.load_vectors(path)")
 
     def save_word2vec_format(self, path: str | os.PathLike, binary: bool = True) -> None:
         """Writes the word2vec C format, atomically (a temp file renamed into place).
