@@ -39,6 +39,12 @@ def _cosines(unit: jax.Array, q: jax.Array) -> jax.Array:
     return jnp.matmul(unit, q, precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
 
 
+def _entries(query) -> list:
+    """A query side as a list: one word or vector alone stands for a list of one (gensim's
+    shorthand, ``most_similar("king")``)."""
+    return [query] if isinstance(query, (str, np.ndarray, jax.Array)) else list(query)
+
+
 class KeyedVectors:
     """Words and their vectors, with cosine neighbours computed on device.
 
@@ -107,10 +113,7 @@ class KeyedVectors:
         ``restrict_vocab`` N looks only among the first N words (the most frequent, in a
         run's order).
         """
-        if isinstance(positive, (str, np.ndarray, jax.Array)):
-            positive = [positive]
-        if isinstance(negative, (str, np.ndarray, jax.Array)):
-            negative = [negative]
+        positive, negative = _entries(positive), _entries(negative)
         if not len(positive) and not len(negative):
             raise W2VError("most_similar needs at least one word or vector")
         u = self.unit_vectors()
@@ -137,10 +140,7 @@ class KeyedVectors:
         gensim takes them); query words are left out of the answer; ``restrict_vocab`` N
         looks only among the first N words.
         """
-        if isinstance(positive, (str, np.ndarray, jax.Array)):
-            positive = [positive]
-        if isinstance(negative, (str, np.ndarray, jax.Array)):
-            negative = [negative]
+        positive, negative = _entries(positive), _entries(negative)
         if not len(positive):
             raise W2VError("most_similar_cosmul needs at least one positive word or vector")
         u, ids = self.unit_vectors(), []
