@@ -784,6 +784,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     total = cfg.epochs * corpus.raw_words
     words_at_start = start.words
     t0 = time.perf_counter()
+    clock = start.seconds  # the trainer's clock when the last reported call finished
 
     def words_done(epoch, prog):
         return min(int(round((epoch + prog) * corpus.raw_words)), total)
@@ -802,8 +803,11 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
             raise W2VError(f"training diverged (loss is {loss}) in epoch {call['epoch'] + 1}; "
                            "start again with a lower --alpha or --batch-size and --overwrite"
                            f"{where}")
+        nonlocal clock
+        el = time.perf_counter() - t0
+        if start.seconds is not None:
+            clock = start.seconds + el
         if on_progress is not None:
-            el = time.perf_counter() - t0
             rate = (call["words"] - words_at_start) / max(el, 1e-9)
             on_progress(Progress(call["epoch"], call["words"], total, loss, call["lr"], rate,
                                  (start.seconds or 0.0) + el))
@@ -820,9 +824,10 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
         paused = time.perf_counter()
         host = on_host(state)  # with several processes: a collective gather of the tables
         if checkpointer is not None:
-            # The clock at the save, as Progress has it (unknown stays unknown).
-            seconds = None if start.seconds is None else start.seconds + paused - t0
-            checkpointer.save(host, dataclasses.replace(position, seconds=seconds))
+            # The clock as Progress last had it (every save follows a report of the call it
+            # saves), not counting the bookkeeping since; unknown stays unknown. A run
+            # resumed at its end then reports the same training time as the run did.
+            checkpointer.save(host, dataclasses.replace(position, seconds=clock))
         t0 += time.perf_counter() - paused
 
     def agreed(*flags: bool) -> tuple[bool, ...]:
