@@ -246,6 +246,21 @@ def rank_order(corpus: str) -> tuple[list[str], int]:
     return [w for _, w in ranked], data.raw_words
 
 
+def prepare_corpus(corpus: Path, tmp: Path) -> tuple[Path, list[str], int]:
+    """(plain-text copy, ``rank_order``'s order and word count); a corpus that cannot be
+    read ends the script in one line. gensim's corpus_file mode and fastText read plain
+    text only, so a .gz is decompressed into ``tmp`` once, untimed."""
+    try:
+        plain = corpus
+        if corpus.suffix == ".gz":
+            plain = tmp / corpus.stem
+            with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
+                shutil.copyfileobj(f, g, 1 << 24)
+        return (plain, *rank_order(str(corpus)))
+    except (OSError, EOFError, ValueError) as e:  # W2VError, bad gzip or UTF-8
+        sys.exit(f"compare_peers: cannot use corpus {corpus}: {e}")
+
+
 def in_order(kv, order: list[str]):
     """``kv`` with its rows put in ``order``; rows ``order`` lacks (fastText's
     end-of-line token) go last, in their own order."""
@@ -396,17 +411,7 @@ def main() -> None:
     seeds = len(args.seeds) > 1  # a seed column in the progress lines
     tmp = Path(tempfile.mkdtemp(prefix="w2v-bench-"))
     try:
-        try:
-            # gensim's corpus_file mode and fastText read plain text only: decompress
-            # once, untimed.
-            plain = corpus
-            if corpus.suffix == ".gz":
-                plain = tmp / corpus.stem
-                with gzip.open(corpus, "rb") as f, open(plain, "wb") as g:
-                    shutil.copyfileobj(f, g, 1 << 24)
-            order, corpus_words = rank_order(str(corpus))
-        except (OSError, EOFError, ValueError) as e:  # W2VError, bad gzip or UTF-8
-            sys.exit(f"compare_peers: cannot use corpus {corpus}: {e}")
+        plain, order, corpus_words = prepare_corpus(corpus, tmp)
         for mode, seed, peer in itertools.product(args.modes, args.seeds, args.peers):
             if not available(peer):
                 print(f"skip {peer}: not installed", file=sys.stderr)
