@@ -275,6 +275,7 @@ def test_load_similarity_header_comments_and_separators(tmp_path):
     ("a b 1\nc d nan\n", ":2:"),
     ("a b 7.3O\nc d 2\n", ":1:"),  # a mistyped first score is not taken for a header
     ("a b nan\nc d 2\n", ":1:"),
+    ("a b N/A\nc d 2\n", ":1:"),   # a missing first score neither
     ("# only comments\n\n", "no word pairs"),
 ])
 def test_load_similarity_malformed(tmp_path, text, where):

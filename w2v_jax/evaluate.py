@@ -302,9 +302,15 @@ def load_similarity(path: PathLike) -> list[tuple[str, str, float]]:
     return pairs
 
 
+_MISSING = {"n/a", "na", "none", "null", "?", "-"}
+
+
 def _looks_numeric(s: str) -> bool:
-    """Whether a score field was meant as a number: a digit, or what float() reads
-    (``nan``, ``inf``), so that a mistyped first score is an error, not a header."""
+    """Whether a score field was meant as a number: a digit, what float() reads (``nan``,
+    ``inf``) or a missing-value mark (``N/A``), so that a bad first score is an error, not
+    a header."""
+    if s.lower() in _MISSING:
+        return True
     try:
         float(s)
         return True

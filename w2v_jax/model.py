@@ -18,7 +18,7 @@ from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path, load_corpus
 from w2v_jax.errors import W2VError
 from w2v_jax.checkpoint import CHECKPOINTS, RunLock
-from w2v_jax.run import METRICS, VECTORS, _clear_old_run, save_run
+from w2v_jax.run import METRICS, VECTORS, clear_old_run, save_run
 from w2v_jax.train import Progress, TrainState, train
 from w2v_jax.vectors import KeyedVectors
 
@@ -99,7 +99,7 @@ class Word2Vec:
                            "elsewhere, or pass overwrite=True to replace that run")
         if trained_here:
             with RunLock(out) as lock:  # refused while a process trains there
-                _clear_old_run(out)
+                clear_old_run(out)
                 lock.path.unlink()
         save_run(out, self.config, self.vocab, self.wv)
 

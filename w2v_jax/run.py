@@ -117,7 +117,7 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
 def _refuse_old_run(out: Path, overwrite: bool) -> bool:
     """A new run must not mix with an old one: without ``overwrite``, refuses a directory
     that holds one (finished, resumable, or stopped before its first checkpoint).
-    Returns whether there is an old run to clear (:func:`_clear_old_run`)."""
+    Returns whether there is an old run to clear (:func:`clear_old_run`)."""
     finished = (out / VECTORS).exists()
     resumable = not finished and bool(checkpoint_steps(out / CHECKPOINTS))
     leftovers = any((out / name).exists() for name in (VOCAB, CONFIG, METRICS, CHECKPOINTS))
@@ -158,7 +158,7 @@ def _put_back(out: Path, aside: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _clear_old_run(out: Path) -> None:
+def clear_old_run(out: Path) -> None:
     """Removes an old run's files. The vectors go first, so an interrupted clean-up never
     leaves a run that looks finished."""
     for name in (VECTORS, VOCAB, CONFIG, METRICS):
@@ -463,7 +463,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         except BaseException:
             if (restored is None and primary and not last
                     and not checkpoint_steps(out / CHECKPOINTS)):
-                _clear_old_run(out)  # failed before training: leave the directory as it was
+                clear_old_run(out)  # failed before training: leave the directory as it was
                 if replaced is not None:
                     _put_back(out, replaced)
                     log(f"w2v-jax: the new run failed before it started; {out} keeps the run "
