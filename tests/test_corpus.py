@@ -1,10 +1,15 @@
 """Reading corpora: formats, sentence bounds, huge lines, and bad input."""
 
+import bz2
 import gzip
+import lzma
+import os
+import threading
 
 import numpy as np
 import pytest
 
+from w2v_jax import corpus as corpus_module
 from w2v_jax.corpus import embedded_corpus_path, load_corpus, scan
 from w2v_jax.errors import W2VError
 
@@ -29,6 +34,49 @@ def test_gzip_equals_plain(tmp_path):
     assert v1.words == v2.words == ("a", "b", "c")
     np.testing.assert_array_equal(c1.ids, c2.ids)
     assert c1.raw_words == c2.raw_words == 6
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
+def test_bzip2_and_xz_equal_plain(tmp_path, compress):
+    text = b"a b c a\nb a\n" * 3
+    (tmp_path / "c.txt").write_bytes(text)
+    (tmp_path / "c.cmp").write_bytes(compress(text))
+    (v1, c1), (v2, c2) = (load_corpus(tmp_path / n, min_count=1) for n in ("c.txt", "c.cmp"))
+    assert v1.words == v2.words and c1.raw_words == c2.raw_words == 18
+    np.testing.assert_array_equal(c1.ids, c2.ids)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_pipe_is_read_whole(tmp_path, gz):
+    """The format is told apart without a second open, which would lose a pipe's start."""
+    text = "".join(f"w{i % 97} w{i % 13} w{i % 7}\n" for i in range(5000)).encode()
+    data = gzip.compress(text) if gz else text
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
+    writer.start()
+    try:
+        vocab, corpus = load_corpus(f"/dev/fd/{r}", min_count=1)
+    finally:
+        writer.join()
+        os.close(r)
+    assert corpus.raw_words == 15000 and len(vocab) == 97
+
+
+def test_words_separated_only_by_unicode_spaces(tmp_path, monkeypatch):
+    """A block with no ASCII whitespace is cut at any other space str.split() knows."""
+    monkeypatch.setattr("w2v_jax.corpus._BLOCK", 64)
+    seps = list(corpus_module._OTHER_SPACES)
+    words = [f"日本{i % 5}" for i in range(400)]
+    text = b"".join(w.encode() + seps[i % len(seps)] for i, w in enumerate(words))
+    (tmp_path / "c.txt").write_bytes(text)
+    vocab, corpus = load_corpus(tmp_path / "c.txt", min_count=1)
+    assert [vocab.words[i] for i in corpus.ids] == words
+    assert corpus.sentence_lengths.tolist() == [400]  # none of them is a line break
+
+
+def test_the_unicode_spaces_are_all_of_str_split_s_others():
+    others = {chr(c) for c in range(0x3001) if chr(c).isspace()} - set(" \t\n\r")
+    assert {sp.decode() for sp in corpus_module._OTHER_SPACES} == others
 
 
 def test_out_of_vocabulary_words_are_dropped_but_counted_as_raw(tmp_path):

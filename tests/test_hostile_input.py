@@ -2,7 +2,9 @@
 exit 2, no traceback, no vectors left behind. (Divergence and corrupt checkpoints are
 in test_checkpoint.py.)"""
 
+import bz2
 import gzip
+import lzma
 import os
 import subprocess
 import sys
@@ -41,6 +43,10 @@ def _garbage():
     ("binary garbage", _garbage(), [], "is not valid UTF-8 (bad byte at offset"),
     ("latin-1 text", "caf\xe9 cr\xe8me\n".encode("latin-1"), [], "iconv"),
     ("truncated gzip", gzip.compress(b"a b c " * 5000, mtime=0)[:60], [], "could not read corpus"),
+    ("truncated bzip2", bz2.compress(b"a b c " * 5000)[:-10], [], "could not read corpus"),
+    ("truncated xz", lzma.compress(b"a b c " * 5000)[:-10], [], "could not read corpus"),
+    ("zstd", b"\x28\xb5\x2f\xfd" + bytes(60), [], "zstd-compressed"),
+    ("one word per line", b"a\nb\nc\n" * 100, ["--min-count", "1"], "no line of the corpus has 2"),
 ])
 def test_bad_corpus_content(tmp_path, capsys, case, content, flags, match):
     corpus = tmp_path / "corpus.txt"

@@ -60,8 +60,8 @@ def _add_train(sub) -> None:
                        description="Train skip-gram or CBOW with negative sampling, full softmax or "
                        "hierarchical softmax (--objective).")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--corpus", help="text file (plain or .gz), one sentence per line; "
-                     "default: the embedded KJV corpus")
+    src.add_argument("--corpus", help="text file (plain, .gz, .bz2 or .xz; a pipe works "
+                     "too), one sentence per line; default: the embedded KJV corpus")
     src.add_argument("--dataset", metavar="PATH_OR_NAME",
                      help="a Hugging Face dataset: a local text/JSON/Parquet file or a quoted "
                      "glob of them, a directory written by save_to_disk, or a hub name "

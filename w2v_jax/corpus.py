@@ -1,4 +1,5 @@
-"""Text → token ids: read a plain or gzipped file, count words, keep sentence bounds.
+"""Text → token ids: read a plain or compressed file (gzip, bzip2, xz), count words, keep
+sentence bounds.
 
 A corpus is whitespace-separated words; each line is a sentence (windows never cross
 a line). Lines may be of any length: the file is read in fixed-size binary blocks and
@@ -8,12 +9,15 @@ ones. The result is compact: one int32 per token, plus the sentence lengths.
 
 from __future__ import annotations
 
+import bz2
 import collections
+import contextlib
 import dataclasses
 import functools
 import gzip
 import importlib.resources
 import itertools
+import lzma
 import os
 import zlib
 from pathlib import Path
@@ -53,10 +57,15 @@ class Corpus:
     raw_words: int
 
     def check_trainable(self) -> None:
-        """Raises W2VError unless there is at least one pair of words to train on."""
+        """Raises W2VError unless there is at least one pair of words to train on: a
+        sentence (line) with two in-vocabulary words, since windows never cross lines."""
         if self.ids.size < 2:
             raise W2VError("the corpus has fewer than 2 in-vocabulary words; nothing to train "
                            "on (use a larger corpus or lower --min-count)")
+        if not np.any(np.asarray(self.sentence_lengths) >= 2):
+            raise W2VError("no line of the corpus has 2 in-vocabulary words, and windows never "
+                           "cross lines: nothing to train on (one word per line? put each "
+                           "sentence on one line, or lower --min-count)")
 
     @functools.cached_property
     def sentence_starts(self) -> np.ndarray:
@@ -77,16 +86,36 @@ class Corpus:
         return np.repeat(np.arange(first, last + 1, dtype=np.int32), hi - lo)
 
 
+# Compressed formats told apart by their first bytes; the stdlib reads all but zstd.
+_MAGIC = {b"\x1f\x8b": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+          b"BZh": bz2.BZ2File, b"\xfd7zXZ\x00": lzma.LZMAFile}
+_ZSTD = b"\x28\xb5\x2f\xfd"
+
+
+@contextlib.contextmanager
 def _open(path: Path):
+    """The file's bytes, decompressed if it is gzip, bzip2 or xz.
+
+    Opened once and told apart by peeking, so that a pipe (``<(zcat big.gz)``,
+    ``/dev/stdin``) is read whole: a second open would lose what the first read took.
+    """
     if not path.exists():
         raise W2VError(f"corpus file {path} does not exist; check the path")
     if path.is_dir():
-        raise W2VError(f"corpus path {path} is a directory; pass a text file (plain or .gz)")
+        raise W2VError(f"corpus path {path} is a directory; pass a text file (plain, .gz, .bz2 or .xz)")
     if not os.access(path, os.R_OK):
         raise W2VError(f"corpus file {path} is not readable; check its permissions")
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    with open(path, "rb") as raw:
+        head = raw.peek(8)[:8]
+        if head.startswith(_ZSTD):
+            raise W2VError(f"corpus {path} is zstd-compressed, which --corpus does not read; "
+                           "decompress it (`zstd -d`) or pass it as --dataset")
+        kind = next((cls for magic, cls in _MAGIC.items() if head.startswith(magic)), None)
+        if kind is None:
+            yield raw
+        else:
+            with kind(raw) as f:
+                yield f
 
 
 def _blocks(path: Path):
@@ -104,6 +133,8 @@ def _blocks(path: Path):
                 buf = carry + raw
                 cut = max(buf.rfind(b" "), buf.rfind(b"\n"), buf.rfind(b"\t"), buf.rfind(b"\r"))
                 if cut < 0:
+                    cut = _last_other_space(buf)
+                if cut < 0:
                     if len(buf) > _MAX_WORD:  # bounded memory for whitespace-free input
                         raise W2VError(
                             f"corpus {path} has no whitespace in {len(buf):,} bytes from byte "
@@ -115,8 +146,21 @@ def _blocks(path: Path):
                 offset += cut + 1
             if carry:
                 yield _decode(carry, path, offset)
-    except (OSError, EOFError, zlib.error) as e:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise W2VError(f"could not read corpus {path}: {e}") from None
+
+
+# What str.split() also splits at, besides ASCII's space, tab, CR and LF, as UTF-8.
+_OTHER_SPACES = tuple(c.encode() for c in "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680"
+                      "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+                      "\u2028\u2029\u202f\u205f\u3000")
+
+
+def _last_other_space(buf: bytes) -> int:
+    """The index of the last byte of the last whitespace in ``_OTHER_SPACES`` (U+3000
+    between ideographs, NBSP, \\v, \\f, …), or −1. Searched only in a block with no
+    ASCII whitespace, so ordinary text never pays for it."""
+    return max(buf.rfind(sp) + len(sp) - 1 if sp in buf else -1 for sp in _OTHER_SPACES)
 
 
 def _decode(b: bytes, path: Path, offset: int) -> str:

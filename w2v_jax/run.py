@@ -341,7 +341,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 dataset = dataclasses.replace(dataset, source=source, cache_dir=cache)
             corpus_path = f"dataset:{dataset.source}"
         elif corpus_path is not None and restored is None:
-            corpus_path = Path(corpus_path).resolve()
+            # A pipe (/dev/fd/63) resolves to a name that does not exist: absolute only.
+            corpus_path = (Path(corpus_path).resolve() if Path(corpus_path).is_file()
+                           else Path(os.path.abspath(corpus_path)))
         corpus_path = corpus_path or embedded_corpus_path()
 
         t0 = time.perf_counter()
