@@ -41,6 +41,17 @@ def test_settings_that_do_not_apply_are_refused():
         Config(objective="softmax", max_row_terms=5.0)
     with pytest.raises(W2VError, match=r"0 only with objective 'hs' or 'softmax'"):
         Config(negative=0)
+    with pytest.raises(W2VError, match="sg_negatives='pair' applies to skip-gram only"):
+        Config(sg=0, sg_negatives="pair")
+    with pytest.raises(W2VError, match="cbow_update='exact' applies to CBOW only"):
+        Config(sg=1, cbow_update="exact")
+    for objective in ("hs", "softmax"):
+        for field, value in [("negative", 10), ("ns_exponent", 0.5), ("shared_negatives", 2),
+                             ("sampler", "cdf"), ("sg_negatives", "pair")]:
+            with pytest.raises(W2VError, match=f"{field}=.* applies to negative sampling only"):
+                Config(objective=objective, **{field: value})
+        # Their defaults pass, so a grid over objectives needs no per-objective settings.
+        Config(objective=objective, negative=5, sampler="alias", sg_negatives="centre")
 
 
 def test_numpy_scalars_are_taken_as_plain_numbers():

@@ -57,8 +57,12 @@ def test_expand_crosses_runs_sweep_and_seeds(exp_file):
     assert {s.config.objective for s in specs} == {"ns", "hs"}
     assert {s.config.seed for s in specs} == {0, 1}
     # The command line replaces the file's sweep and seeds and can set any field.
-    specs = ex.expand(exp, ex.parse_sweep(["negative=1,3"]), [7], {"epochs": 1})
-    assert [(s.config.negative, s.config.seed, s.config.epochs) for s in specs][:2] == [(1, 7, 1), (3, 7, 1)]
+    specs = ex.expand(exp, ex.parse_sweep(["vector_size=8,16"]), [7], {"epochs": 1})
+    assert [(s.config.vector_size, s.config.seed, s.config.epochs) for s in specs][:2] == [
+        (8, 7, 1), (16, 7, 1)]
+    # A setting that cannot act on a run is refused, naming the run, not silently dropped.
+    with pytest.raises(W2VError, match="run hs .*negative=3 applies to negative sampling"):
+        ex.expand(exp, ex.parse_sweep(["negative=3"]))
     with pytest.raises(W2VError, match="'negatve' is not a config field"):
         ex.expand(exp, ex.parse_sweep(["negatve=1"]))
     with pytest.raises(W2VError, match="window must be a positive"):

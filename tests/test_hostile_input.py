@@ -142,6 +142,11 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--alpha", "1e308"], "alpha must be at most 3.4e+38"),
     (["--coordinator", "localhost:1", "--num-processes", "0", "--process-id", "0"],
      "--num-processes must be at least 1"),
+    (["--coordinator", "bad", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
+    (["--coordinator", "localhost:abc", "--num-processes", "1", "--process-id", "0"],
+     "HOST:PORT"),
+    (["--coordinator", ":1234", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
+    (["--coordinator", "h:70000", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
 ])
 def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST, *flags], match)

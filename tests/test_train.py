@@ -223,7 +223,7 @@ def test_trainer_step_equals_pure_objectives(sg, update, sg_negatives, k):
 def test_cbow_row_term_cap_scales_the_busy_w_out_rows():
     # A cap of 2 terms: in this step several W_out rows have 3 or more (a draw shared by
     # two windows and drawn again, or a target also drawn), so the cap must bite.
-    _one_step(0, cap=2.0)
+    _one_step(0, sg_negatives="centre", cap=2.0)
 
 
 def test_default_row_term_caps():

@@ -305,3 +305,17 @@ def _validate(c: Config) -> None:
          f"sg_negatives must be one of {', '.join(SG_NEGATIVES)}, got {c.sg_negatives!r}")
     need(c.cbow_update in CBOW_UPDATES,
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")
+    # A setting that cannot act is refused rather than ignored; its default passes, so a
+    # grid over objectives or modes may keep the others at theirs.
+    need(c.sg or c.sg_negatives == "centre",
+         f"sg_negatives={c.sg_negatives!r} applies to skip-gram only; drop it or set sg=1")
+    need(not c.sg or c.cbow_update == "word2vec",
+         f"cbow_update={c.cbow_update!r} applies to CBOW only; drop it or set sg=0")
+    if c.objective != "ns":
+        defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+        for name in ("negative", "ns_exponent", "shared_negatives", "sampler", "sg_negatives"):
+            v = getattr(c, name)
+            need(v == defaults[name] or (name == "negative" and v == 0),
+                 f"{name}={v!r} applies to negative sampling only, and objective "
+                 f"{c.objective!r} trains no negatives (unlike gensim's hs=1 with "
+                 "negative > 0, which trains both); drop it or set objective='ns'")

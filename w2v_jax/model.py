@@ -28,7 +28,8 @@ from w2v_jax.vectors import KeyedVectors
 _GENSIM_ONLY = {
     "sentences": "write the sentences to a text file, one per line with words separated "
                  "by spaces, and pass corpus_file",
-    "hs": "pass objective='hs' (hierarchical softmax) or objective='ns' (negative sampling)",
+    "hs": "pass objective='hs' (hierarchical softmax) or objective='ns' (negative sampling); "
+          "w2v-jax trains one of them, where gensim's hs=1 with negative > 0 trains both",
     "workers": "w2v-jax trains one jitted step on the device (on a CPU, XLA's threads "
                "and a host thread); there are no worker threads to set",
     "cbow_mean": "CBOW always averages its context rows (gensim's cbow_mean=1)",

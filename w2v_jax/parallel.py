@@ -261,7 +261,17 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         raise W2VError(f"--num-processes must be at least 1, got {num_processes}")
     if not 0 <= process_id < num_processes:
         raise W2VError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
+    _check_address(coordinator)
     jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
+def _check_address(coordinator: str) -> None:
+    """Refuses what is not HOST:PORT before JAX sees it: its parser indexes a missing port
+    and its gRPC server crashes the process on a port that is not a number."""
+    host, sep, port = coordinator.rpartition(":")
+    if not (sep and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536):
+        raise W2VError(f"--coordinator must be HOST:PORT with a port in 1..65535 (e.g. "
+                       f"10.0.0.1:1234, [::1]:1234) or 'auto', got {coordinator!r}")
 
 
 def _env_int(name: str) -> int | None:
