@@ -252,7 +252,7 @@ def test_divergence_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys):
     assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS,
                  "--alpha", "1e30", "--min-alpha", "1e30"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "diverged" in err and "last good checkpoint, step 0," in err and "lower --alpha" in err
+    assert "diverged" in err and "last good checkpoint, step 0," in err and "--alpha" in err and "--max-row-terms" in err
     assert "--overwrite" in err  # not --resume, which would keep the alpha that diverged
     got = restore_latest(out / CHECKPOINTS)
     assert got.step == 0 and np.isfinite(got.w_in).all()

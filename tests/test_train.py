@@ -115,7 +115,7 @@ def test_progress_reports_words_and_speed(topic_corpus):
 def test_divergence_is_reported(topic_corpus):
     from w2v_jax.errors import W2VError
     vocab, corpus = load_corpus(topic_corpus, min_count=1)
-    with pytest.raises(W2VError, match="lower --alpha"):
+    with pytest.raises(W2VError, match="lower alpha or batch_size.*--alpha"):
         train(Config(**SMALL, alpha=1e30, min_alpha=1e30), vocab, corpus)
 
 

@@ -34,6 +34,9 @@ def test_noise_distribution_formula():
     np.testing.assert_allclose(p, expected / expected.sum())
     np.testing.assert_allclose(v.noise_distribution(0.0), [1 / 3] * 3)
     np.testing.assert_allclose(v.noise_distribution(1.0), np.array([100, 10, 1]) / 111)
+    # A large exponent overflowed count**x into NaNs; the largest count takes it all.
+    big = Vocab(("a", "b", "c"), np.array([2928, 2000, 1])).noise_distribution(100.0)
+    assert np.isfinite(big).all() and big[0] > 0.99 and abs(big.sum() - 1) < 1e-12
 
 
 def test_keep_probabilities_formula():

@@ -168,7 +168,7 @@ class Checkpointer:
         w_in = np.array(state.w_in, copy=True)
         w_out = np.array(state.w_out, copy=True)
         if not (np.isfinite(w_in).all() and np.isfinite(w_out).all()):
-            raise W2VError("training diverged (NaN/inf in the vectors); lower --alpha")
+            raise W2VError("training diverged (NaN/inf in the vectors); lower alpha (--alpha)")
         key_data = np.array(jax.random.key_data(state.key), copy=True)
         meta = dict(self._meta, position=dataclasses.asdict(position), step=step,
                     saved_at=time.time())

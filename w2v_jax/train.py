@@ -800,9 +800,12 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
                      f" (the last good checkpoint, step {checkpointer.last_step}, stays in "
                      f"{checkpointer.directory} until then)")
             # --resume would go on with the settings that diverged: start again instead.
+            cap = ("" if cfg.objective == "softmax" else
+                   ", or a lower max_row_terms (a small vocabulary's frequent rows)")
             raise W2VError(f"training diverged (loss is {loss}) in epoch {call['epoch'] + 1}; "
-                           "start again with a lower --alpha or --batch-size and --overwrite"
-                           f"{where}")
+                           f"start again with a lower alpha or batch_size{cap} (CLI: --alpha, "
+                           f"--batch-size{'' if not cap else ', --max-row-terms'}, with "
+                           f"--overwrite){where}")
         nonlocal clock
         el = time.perf_counter() - t0
         if start.seconds is not None:

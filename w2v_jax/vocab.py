@@ -40,7 +40,10 @@ class Vocab:
 
     def noise_distribution(self, ns_exponent: float = 0.75) -> np.ndarray:
         """P_n(w) ∝ count(w)**ns_exponent, as f64[V] summing to 1."""
-        p = self.counts.astype(np.float64) ** ns_exponent
+        # In logs, relative to the largest count: count**x overflows float64 from x ≈ 90
+        # on a corpus of ~3k-count words, and gave NaN probabilities.
+        logs = ns_exponent * np.log(self.counts.astype(np.float64))
+        p = np.exp(logs - logs.max())
         return p / p.sum()
 
     def keep_probabilities(self, sample: float) -> np.ndarray:
