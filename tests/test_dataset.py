@@ -286,6 +286,14 @@ def test_missing_column_names_it_and_the_columns(tmp_path):
         load(path, tmp_path / "cache")
     with pytest.raises(W2VError, match="no column 'text'"):
         load(path, tmp_path / "cache", streaming=True)
+    with pytest.raises(W2VError, match="text_column is empty"):
+        load(path, tmp_path / "cache", text_column="")
+
+
+def test_num_proc_with_a_stream_is_refused_not_ignored(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", TINY_ROWS)
+    with pytest.raises(W2VError, match="num_proc does not apply to a stream"):
+        load(path, tmp_path / "cache", streaming=True, num_proc=2)
 
 
 @pytest.mark.parametrize("text", ["", "  \n\n \t\n"])

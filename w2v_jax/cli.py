@@ -220,7 +220,7 @@ def _train(args) -> int:
 
         datasets.disable_progress_bars()
     if args.dataset is not None:
-        dataset = DatasetOptions(args.dataset, text_column=args.text_column or "text",
+        dataset = DatasetOptions(args.dataset, text_column="text" if args.text_column is None else args.text_column,
                                  streaming=args.streaming, num_proc=args.num_proc,
                                  lowercase=args.lowercase, cache_dir=args.cache_dir)
     else:  # a resumed run's dataset options come from its checkpoint
@@ -400,7 +400,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="w2v-jax", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="w2v-jax", description="Train and query word2vec vectors (skip-gram, CBOW) with JAX.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)

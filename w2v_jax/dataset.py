@@ -525,6 +525,11 @@ def load_dataset_corpus(source: str | os.PathLike | Sequence[str | os.PathLike],
     """
     if num_proc is not None and num_proc < 1:
         raise W2VError(f"num_proc must be at least 1, got {num_proc}")
+    if streaming and num_proc is not None and num_proc > 1:
+        raise W2VError("num_proc does not apply to a stream (read by one process); drop "
+                       "--num-proc, or --streaming to convert the dataset and read it in parallel")
+    if not text_column:
+        raise W2VError("text_column is empty; name the dataset's column of text (--text-column)")
     cores = os.cpu_count() or 1
     if num_proc is not None and num_proc > cores:  # 1000 processes on 2 cores took 220× longer
         log(f"w2v-jax: warning: num_proc {num_proc} is more than the {cores} cores; using {cores}")
