@@ -179,6 +179,35 @@ def test_overwrite_removes_the_old_run_once_the_new_one_trains(corpus, tmp_path)
     assert not (out / REPLACED).exists() and not (out / "vectors.bin").exists()
 
 
+def test_a_killed_overwrite_that_saved_nothing_gives_the_old_run_back(corpus, tmp_path, capsys):
+    """Killed after setting the old run aside and before its first checkpoint, --overwrite
+    left it in .replaced, where the next --overwrite would have deleted it."""
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS]) == 0
+    before = (out / "vectors.bin").read_bytes()
+    from w2v_jax.run import _set_old_run_aside
+
+    _set_old_run_aside(out)  # as the killed run left it: the old run aside, a new start
+    (out / CHECKPOINTS).mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 0}\n')
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "holds the run it was replacing again" in capsys.readouterr().err
+    assert (out / "vectors.bin").read_bytes() == before and not (out / REPLACED).exists()
+    assert '{"epoch": 0}' not in (out / "metrics.jsonl").read_text()
+
+
+def test_eval_each_epoch_goes_on_after_a_resume(corpus, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), corpus, eval_each_epoch=True,
+                  should_stop=_stop_after(20), log=lambda m: None)
+    train_run(out, None, resume=True, log=lambda m: None)  # as `--resume` without the flag
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r.get("event") == "eval"] == [1, 2]
+
+
 def test_a_run_stopped_before_any_checkpoint(corpus, tmp_path, capsys):
     """Its leftovers (metrics, an empty checkpoints/) are neither resumable nor silently
     mixed with a new run's: --out asks for --overwrite, and --resume says so too."""

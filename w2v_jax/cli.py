@@ -120,9 +120,10 @@ def _add_train(sub) -> None:
                    help=f"checkpoints kept (default: {ck.keep}{kept})")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="write no checkpoints (the run cannot be resumed)")
-    p.add_argument("--eval-each-epoch", action="store_true",
+    p.add_argument("--eval-each-epoch", action="store_true", default=None,
                    help="after each epoch, score the bundled analogy (3CosAdd, 30k) and "
-                   "WordSim-353 sets and log them to metrics.jsonl")
+                   "WordSim-353 sets and log them to metrics.jsonl (--resume goes on as the "
+                   "run was started)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a finished or unfinished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

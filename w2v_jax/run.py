@@ -158,6 +158,21 @@ def _put_back(out: Path, aside: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _recover_replaced(out: Path, log: Callable[[str], None]) -> None:
+    """Gives back the run that a killed ``--overwrite`` set aside before its new run had
+    saved a checkpoint; had it saved one, the new run supersedes the old for good."""
+    aside = out / REPLACED
+    if not aside.is_dir():
+        return
+    if checkpoint_steps(out / CHECKPOINTS) or (out / VECTORS).exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    clear_old_run(out)  # what the killed run had begun to write
+    _put_back(out, aside)
+    log(f"w2v-jax: a run with --overwrite was stopped before it saved anything; {out} "
+        "holds the run it was replacing again")
+
+
 def clear_old_run(out: Path) -> None:
     """Removes an old run's files. The vectors go first, so an interrupted clean-up never
     leaves a run that looks finished."""
@@ -261,7 +276,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
               resume_expect: dict[str, Any] | None = None,
               overwrite: bool = False, init_vectors: str | os.PathLike | None = None,
               checkpoints: CheckpointOptions | None = None,
-              eval_each_epoch: bool = False,
+              eval_each_epoch: bool | None = None,
               on_progress: Callable[[Progress], None] | None = None,
               on_start: Callable[[Config, Position, int], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
@@ -282,7 +297,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
       init_vectors: word2vec file whose vectors initialise W_in (new runs only).
       checkpoints: when to save checkpoints; None: as the resumed checkpoint was saved
         (a new run: ``CheckpointOptions()``).
-      eval_each_epoch: score the bundled analogy and WordSim-353 sets after each epoch.
+      eval_each_epoch: score the bundled analogy and WordSim-353 sets after each epoch;
+        None: as the resumed checkpoint was saved (a new run: no).
       on_progress: receives each :class:`w2v_jax.train.Progress` (also written to metrics).
       on_start: called with (config, start position, total words) before training.
       should_stop: polled between device calls; true → checkpoint and raise
@@ -302,6 +318,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                        "run with --out")
     out = prepare_out_dir(out_dir) if primary else Path(out_dir)
     with RunLock(out) if primary else contextlib.nullcontext():
+        if primary:
+            _recover_replaced(out, log)
         restored, old_run = None, False
         if resume:
             restored = restore_latest(out / CHECKPOINTS, warn=lambda m: log(f"w2v-jax: warning: {m}"))
@@ -387,6 +405,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             if checkpoints is None:
                 saved = None if restored is None else restored.meta.get("checkpoints")
                 checkpoints = CheckpointOptions() if saved is None else CheckpointOptions(**saved)
+            if eval_each_epoch is None:
+                eval_each_epoch = restored is not None and bool(restored.meta.get("eval_each_epoch"))
             metrics = MetricsWriter(out / METRICS if primary else os.devnull)
             if restored is not None:  # records past this point from before are superseded
                 metrics.write({"event": "resume", "step": restored.step, "epoch": start.epoch,
@@ -400,7 +420,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                     meta={"config": config.to_dict(), "corpus": str(corpus_path),
                           "dataset": None if dataset is None else dataclasses.asdict(dataset),
                           "vocab": _vocab_meta(vocab), "format": 2,
-                          "checkpoints": dataclasses.asdict(checkpoints)})
+                          "checkpoints": dataclasses.asdict(checkpoints),
+                          "eval_each_epoch": eval_each_epoch})
 
 
             def progress(p: Progress) -> None:
