@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from w2v_jax.cli import tune_xla_cpu
+from w2v_jax.cli import guarded, tune_xla_cpu
 from w2v_jax.errors import Interrupted, W2VError
 from w2v_jax.heap import return_large_buffers
 
@@ -38,20 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     tune_xla_cpu()
     return_large_buffers()
-    try:
+
+    def work() -> int:
         if args.out and len(args.configs) > 1:
             raise W2VError("--out names one experiment's directory; give one CONFIG with it")
-        return max(_run(args, config) for config in args.configs)
-    except W2VError as e:
-        if args.debug:
-            raise
-        print(f"experiments.run: error: {e}", file=sys.stderr)
-        return 2
-    except Interrupted as e:
-        by = getattr(e, "signum", None) or signal.SIGINT
-        print(f"experiments.run: stopped by {signal.Signals(by).name}; run the same command "
-              "again to resume", file=sys.stderr)
-        return 128 + by  # as a shell reports a process killed by that signal
+        try:
+            return max(_run(args, config) for config in args.configs)
+        except Interrupted as e:
+            by = getattr(e, "signum", None) or signal.SIGINT
+            print(f"experiments.run: stopped by {signal.Signals(by).name}; run the same "
+                  "command again to resume", file=sys.stderr)
+            return 128 + by  # as a shell reports a process killed by that signal
+
+    return guarded(work, "experiments.run", args.debug)
 
 
 def _run(args, config: str) -> int:
@@ -65,6 +64,7 @@ def _run(args, config: str) -> int:
     specs = ex.expand(exp, sweep, seeds, overrides)
     corpus = ex.corpus_path(exp, args.corpus)
     out = Path(args.out or Path("runs") / exp.name)
+    dest = None if args.results is None else _writable(Path(args.results) / exp.name)
     print(f"experiment {exp.name}: {len(specs)} run(s) on {corpus} into {out}", file=sys.stderr)
     stop = _StopFlag()
     try:
@@ -77,7 +77,8 @@ def _run(args, config: str) -> int:
         stop.restore()
     title = f"{exp.name}: {exp.description}" if exp.description else exp.name
     text = ex.write_summary(ex.summarise(results), out, title, ex.at_equal_time(results, exp.equal_time_seconds))
-    failed = ex.failures(out)
+    names = [s.name for s in specs]
+    failed, busy = ex.failures(out, names), ex.unfinished(out, names)
     if failed:
         text += "\nFailed runs:\n\n" + "".join(f"- {k}: {v}\n" for k, v in failed.items())
         (out / "summary.md").write_text(text)
@@ -90,13 +91,31 @@ def _run(args, config: str) -> int:
     print(text)
     if failed:
         print(f"experiments.run: {len(failed)} run(s) failed; see summary.md", file=sys.stderr)
-    if args.results:
-        dest = Path(args.results) / exp.name
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in [out / "summary.md", out / "summary.csv", *plots]:
-            shutil.copy(f, dest / f.name)
+    if busy:
+        print(f"experiments.run: {len(busy)} run(s) were being trained by another process "
+              f"({', '.join(busy)}); run the same command again once it is done", file=sys.stderr)
+    if dest is not None:
+        try:
+            for f in [out / "summary.md", out / "summary.csv", *plots]:
+                shutil.copy(f, dest / f.name)
+        except OSError as e:
+            raise W2VError(f"cannot copy the summary and plots to {dest}: {e.strerror or e} "
+                           f"(they are in {out}); choose another --results") from None
         print(f"copied summary and plots to {dest}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or busy else 0
+
+
+def _writable(dest: Path) -> Path:
+    """Creates the --results directory and checks it takes files, before any training."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        probe = dest / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise W2VError(f"cannot write the summary and plots to {dest}: {e.strerror or e}; "
+                       "choose another --results") from None
+    return dest
 
 
 if __name__ == "__main__":

@@ -142,6 +142,8 @@ def test_bad_values_are_refused_before_anything_trains(tmp_path, capsys, body, m
 def test_bad_seeds_flag_is_one_line(exp_file, capsys):
     assert run_main([str(exp_file), "--seeds", "a,b"]) == 2
     assert "--seeds 'a,b': expected comma-separated integers" in capsys.readouterr().err
+    assert run_main([str(exp_file), "--seeds", "1,1"]) == 2
+    assert "two runs would train into hs__window=1__seed=1" in capsys.readouterr().err
 
 
 def test_scaling_points_are_measured_again_when_the_settings_change(tmp_path, monkeypatch):
@@ -274,3 +276,94 @@ def test_a_run_resumed_at_its_end_keeps_its_clock_and_a_changed_corpus_is_refuse
     capsys.readouterr()
     assert run_main([str(toml), "--out", str(out), "--corpus", str(tmp_path / "d.txt")]) == 2
     assert "holds run a on another corpus" in capsys.readouterr().err
+
+
+def test_a_finished_run_with_a_stale_failure_and_damaged_files(tmp_path, capsys):
+    """A failed.json that a lost lock race left in a run that then finished, a metrics
+    line cut short and damaged scores: the run counts as finished, once, and is rescored."""
+    toml, out = _one_finished_run(tmp_path)
+    run = out / "a"
+    (run / "failed.json").write_text('{"error": "another w2v-jax process (pid 1) ..."}\n')
+    scores = json.loads((run / "scores.json").read_text())
+    metrics = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(metrics[:-20] + "\n" + metrics)
+    (run / "scores.json").write_text("garbage")
+    capsys.readouterr()
+    assert run_main([str(toml), "--out", str(out)]) == 0
+    assert "Failed runs" not in (out / "summary.md").read_text()
+    assert json.loads((run / "scores.json").read_text()) == scores  # scored again
+    assert not (run / "failed.json").exists()
+    (run / "metrics.jsonl").unlink()  # the scores stand without the curves
+    assert len(ex.load_results(out)) == 1
+    (run / "config.json").write_text("{")
+    assert run_main([str(toml), "--out", str(out)]) == 2
+    assert "config.json is damaged; delete" in capsys.readouterr().err
+
+
+def test_a_run_another_process_trains_is_skipped_not_failed(tmp_path, monkeypatch, capsys):
+    from w2v_jax.checkpoint import RunLock
+
+    toml, out = _one_finished_run(tmp_path)
+    (out / "a" / "scores.json").unlink()
+    (out / "a" / "vectors.bin").unlink()
+    with RunLock(out / "a"):
+        capsys.readouterr()
+        assert run_main([str(toml), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "another process is training it; skipped" in err and "(a); run the same" in err
+    assert not (out / "a" / "failed.json").exists()
+
+
+def test_a_run_out_of_memory_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    import w2v_jax.run
+
+    real = w2v_jax.run.train_run
+
+    def too_large(run_dir, config, *args, **kwargs):
+        if config is not None and config.vector_size == 1000:
+            raise MemoryError()
+        return real(run_dir, config, *args, **kwargs)
+
+    monkeypatch.setattr(w2v_jax.run, "train_run", too_large)
+    (tmp_path / "c.txt").write_text(planted_topics_text())
+    toml = tmp_path / "e.toml"
+    toml.write_text(f'corpus = "{tmp_path / "c.txt"}"\n[base]\nmin_count = 1\nepochs = 1\n'
+                    'batch_size = 32\n[[runs]]\nname = "big"\nvector_size = 1000\n'
+                    '[[runs]]\nname = "small"\nvector_size = 8\n')
+    assert run_main([str(toml), "--out", str(tmp_path / "o")]) == 1
+    assert (tmp_path / "o" / "small" / "scores.json").exists()
+    failed = json.loads((tmp_path / "o" / "big" / "failed.json").read_text())["error"]
+    assert failed.startswith("out of memory (MemoryError); lower --batch-size")
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--corpus", "/nonexistent/c.txt"], "corpus file /nonexistent/c.txt does not exist"),
+    (["--corpus", "/"], "is a directory"),
+    (["--results", "/proc/no"], "cannot write the summary and plots to /proc/no/one"),
+])
+def test_bad_corpus_and_results_paths_are_one_line(tmp_path, capsys, flags, match):
+    toml, out = _one_finished_run(tmp_path)
+    capsys.readouterr()
+    assert run_main([str(toml), "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_an_unwritable_out_and_a_bad_experiment_name(tmp_path, capsys):
+    toml, _ = _one_finished_run(tmp_path)
+    capsys.readouterr()
+    assert run_main([str(toml), "--out", "/proc/no"]) == 2
+    assert "cannot write to experiment directory /proc/no" in capsys.readouterr().err
+    toml.write_text(toml.read_text().replace('name = "one"', 'name = "../up"'))
+    assert run_main([str(toml)]) == 2
+    assert "the experiment's name: run name '../up' must be" in capsys.readouterr().err
+
+
+def test_ctrl_c_outside_training_is_one_line(exp_file, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "run_experiment", interrupted)
+    assert run_main([str(exp_file), "--out", str(exp_file.parent / "o")]) == 130
+    assert capsys.readouterr().err.strip().endswith("experiments.run: interrupted")

@@ -153,6 +153,10 @@ def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     assert not (tmp_path / "run" / "vectors.bin").exists()
 
 
+def test_resume_with_overwrite_is_refused_not_ignored(tmp_path, capsys):
+    _fails(capsys, ["train", "--resume", str(tmp_path), "--overwrite"], "pass one of them")
+
+
 @pytest.mark.parametrize("error, shown", [
     (MemoryError("Unable to allocate 95.4 GiB for an array with shape (256, 100000010)"),
      "Unable to allocate 95.4 GiB for an array with shape (256, 100000010)"),

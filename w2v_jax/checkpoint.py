@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from w2v_jax.errors import W2VError
+from w2v_jax.errors import RunLocked, W2VError
 
 CHECKPOINTS = "checkpoints"
 CORRUPT = "corrupt-checkpoints"  # where a resumed run moves the unusable ones
@@ -377,7 +377,7 @@ class RunLock:
             holder = self._f.read().strip() or "unknown"
             self._f.close()
             if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise W2VError(f"another w2v-jax process (pid {holder}) is training into "
+                raise RunLocked(f"another w2v-jax process (pid {holder}) is training into "
                                f"{run_dir}; wait for it or choose another --out") from None
             raise
         self._f.seek(0)

@@ -21,9 +21,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from w2v_jax.config import CBOW_UPDATES, OBJECTIVES, SAMPLERS, SG_NEGATIVES, TABLE_MODES, Config
-from w2v_jax.errors import UnknownWord, W2VError
+from w2v_jax.errors import UnknownWord, W2VError, memory_advice, out_of_memory
 from w2v_jax.run import CheckpointOptions
 from w2v_jax.xla_flags import tune_xla_cpu
 
@@ -238,6 +239,9 @@ def _train(args) -> int:
             raise W2VError("--sg-negatives applies to skip-gram only; drop it or pass --sg 1")
         if sg == 1 and "cbow_update" in given:
             raise W2VError("--cbow-update applies to CBOW only; drop it or pass --sg 0")
+    if args.resume and args.overwrite:
+        raise W2VError("--resume continues the run in its directory and --overwrite replaces "
+                       "it; pass one of them")
     if args.resume and args.init_vectors:
         raise W2VError("--init-vectors starts a new run; it cannot be combined with --resume")
     checkpoints = _checkpoint_options(args)
@@ -438,11 +442,6 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
 
 
-def _out_of_memory(e: Exception) -> bool:
-    """Whether ``e`` is the host (numpy) or an XLA backend running out of memory."""
-    return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """``warnings.showwarning`` for the CLI: a user-facing warning is one line, without
     the source location and code line that Python adds."""
@@ -466,33 +465,36 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad flag already reported in one line
         return e.code if isinstance(e.code, int) else 0
+    return guarded(lambda: args.func(args), "w2v-jax", args.debug)
+
+
+def guarded(work: Callable[[], int], prog: str, debug: bool) -> int:
+    """Runs a command's ``work`` and turns what escapes it into one line and an exit
+    status: 2 for bad input (a W2VError, running out of memory), 130 for Ctrl-C, 141 for
+    a closed pipe, 1 for a bug; ``debug`` re-raises instead, for the traceback."""
     try:
-        return args.func(args)
+        return work()
     except W2VError as e:
-        if args.debug:
+        if debug:
             raise
-        print(f"w2v-jax: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("w2v-jax: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`... | head`): not an error of ours
         # Python would fail again flushing stdout at exit; point it at /dev/null first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as if killed by SIGPIPE, what a C tool would report
     except Exception as e:  # a bug, not bad input: still one line unless --debug
-        if args.debug:
+        if debug:
             raise
-        if _out_of_memory(e):  # bad input too: a step or table too large for the machine
-            what = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            print(f"w2v-jax: error: out of memory ({what}); "
-                  "lower --batch-size, --window, --negative, --vector-size or --steps-per-call",
-                  file=sys.stderr)
+        if out_of_memory(e):
+            print(f"{prog}: error: {memory_advice(e)}", file=sys.stderr)
             return 2
-        print(f"w2v-jax: internal error: {type(e).__name__}: {e} (rerun with --debug for "
+        print(f"{prog}: internal error: {type(e).__name__}: {e} (rerun with --debug for "
               "the traceback)", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

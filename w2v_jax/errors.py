@@ -19,6 +19,23 @@ class UnknownWord(W2VError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class RunLocked(W2VError):
+    """Another process holds the run directory's lock (it is training there)."""
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the host (numpy) or an XLA backend running out of memory: bad
+    input too (a step or table too large for the machine), not a bug."""
+    return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
+
+
+def memory_advice(e: BaseException) -> str:
+    """The one-line message for an :func:`out_of_memory` error."""
+    what = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return (f"out of memory ({what}); lower --batch-size, --window, --negative, "
+            "--vector-size or --steps-per-call")
+
+
 class Interrupted(Exception):
     """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint.
 

@@ -48,7 +48,7 @@ import numpy as np
 from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_meta, saved_config
 from w2v_jax.config import Config
 from w2v_jax.corpus import embedded_corpus_path
-from w2v_jax.errors import W2VError
+from w2v_jax.errors import RunLocked, W2VError, memory_advice, out_of_memory
 
 BENCH_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bench-corpus.txt.gz"
 SCORES = "scores.json"
@@ -96,6 +96,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         raise W2VError(f"experiment {path}: unknown key(s) {', '.join(unknown)}; "
                        f"known: {', '.join(sorted(known))}")
     _check_types(data, f"experiment {path}")
+    if "name" in data:  # without --out, it trains into runs/<name>
+        check_run_name(data["name"], f"experiment {path}: the experiment's name")
     runs = data.get("runs") or [{"name": "run"}]
     for i, r in enumerate(runs):
         if "name" not in r:
@@ -234,8 +236,10 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
                 suffix = "".join(f"__{k}={v}" for k, v in varied.items())
                 specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied))
     names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise W2VError("two runs have the same name; give each [[runs]] entry its own name")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise W2VError(f"two runs would train into {twice[0]}: give each [[runs]] entry its "
+                       "own name, and list each seed and sweep value once")
     return specs
 
 
@@ -248,7 +252,12 @@ def corpus_path(exp: Experiment, override: str | None = None) -> Path:
         if not BENCH_CORPUS.exists():
             raise W2VError(f"the bench corpus is not at {BENCH_CORPUS}; pass --corpus PATH")
         return BENCH_CORPUS
-    return Path(which)
+    path = Path(which)
+    if not path.exists():  # refused once here, not by each run in turn
+        raise W2VError(f"corpus file {path} does not exist; check the path")
+    if path.is_dir():
+        raise W2VError(f"corpus path {path} is a directory; pass a text file")
+    return path
 
 
 def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.PathLike,
@@ -265,14 +274,19 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
     out = Path(out_dir)
     for spec in specs:  # every refusal before anything is written
         _check_same_config(out / spec.name, spec, corpus)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(
-        {"name": exp.name, "description": exp.description, "corpus": str(corpus),
-         "runs": [{"name": s.name, "group": s.group, "varied": s.varied,
-                   "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "experiment.json").write_text(json.dumps(
+            {"name": exp.name, "description": exp.description, "corpus": str(corpus),
+             "runs": [{"name": s.name, "group": s.group, "varied": s.varied,
+                       "config": s.config.to_dict()} for s in specs]}, indent=2) + "\n")
+    except OSError as e:
+        raise W2VError(f"cannot write to experiment directory {out}: {e.strerror or e}; "
+                       "choose another --out") from None
     for i, spec in enumerate(specs, 1):
         run_dir = out / spec.name
-        if (run_dir / SCORES).exists():
+        if _scores(run_dir) is not None:
+            (run_dir / FAILED).unlink(missing_ok=True)  # one a lost lock race left behind
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
         resume = bool(checkpoint_steps(run_dir / CHECKPOINTS))
@@ -285,19 +299,52 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
                           resume=resume, overwrite=not resume,  # a run killed before
                           eval_each_epoch=exp.eval_each_epoch,  # its first checkpoint restarts
                           on_progress=on_progress, should_stop=should_stop, log=log)
-        except W2VError as e:  # e.g. divergence: record it, go on with the other runs
-            log(f"[{i}/{len(specs)}] {spec.name}: failed: {e} (here: to train this run "
+        except RunLocked:  # another invocation is training it: not a failure of the run
+            log(f"[{i}/{len(specs)}] {spec.name}: another process is training it; skipped")
+            continue
+        except Exception as e:  # e.g. divergence: record it, go on with the other runs
+            if not isinstance(e, W2VError) and not out_of_memory(e):
+                raise  # a bug: the runner stops
+            error = str(e) if isinstance(e, W2VError) else memory_advice(e)
+            log(f"[{i}/{len(specs)}] {spec.name}: failed: {error} (here: to train this run "
                 f"again, remove {run_dir} and run the same command)")
-            (run_dir / FAILED).write_text(json.dumps({"error": str(e)}) + "\n")
+            run_dir.mkdir(exist_ok=True)  # one that failed before it began is removed
+            (run_dir / FAILED).write_text(json.dumps({"error": error}) + "\n")
             continue
         score_run(run_dir)
     return load_results(out, [s.name for s in specs])
 
 
-def failures(out_dir: str | os.PathLike) -> dict[str, str]:
-    """Run name → error message of the runs that failed (see :func:`run_experiment`)."""
-    return {p.parent.name: json.loads(p.read_text())["error"]
-            for p in sorted(Path(out_dir).glob(f"*/{FAILED}"))}
+def _scores(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's scores, or None: not scored yet, or its scores.json is damaged
+    (the run is then scored again from its vectors)."""
+    try:
+        return json.loads((run_dir / SCORES).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def unfinished(out_dir: str | os.PathLike, names: list[str]) -> list[str]:
+    """The runs among ``names`` with neither scores nor a recorded failure: those another
+    process was training when this one came to them."""
+    out = Path(out_dir)
+    return [n for n in names
+            if _scores(out / n) is None and not (out / n / FAILED).exists()]
+
+
+def failures(out_dir: str | os.PathLike, names: list[str] | None = None) -> dict[str, str]:
+    """Run name → error message of the runs that failed (see :func:`run_experiment`);
+    a run that has finished since (its scores written) is not one of them."""
+    found = {}
+    for p in sorted(Path(out_dir).glob(f"*/{FAILED}")):
+        name = p.parent.name
+        if (names is not None and name not in names) or _scores(p.parent) is not None:
+            continue
+        try:
+            found[name] = json.loads(p.read_text())["error"]
+        except (OSError, ValueError, KeyError, TypeError):
+            found[name] = f"(its {FAILED} is unreadable)"
+    return found
 
 
 def _check_same_config(run_dir: Path, spec: RunSpec, corpus: str | os.PathLike) -> None:
@@ -308,8 +355,12 @@ def _check_same_config(run_dir: Path, spec: RunSpec, corpus: str | os.PathLike) 
 
     path = run_dir / "config.json"
     if path.exists():
-        saved, what = json.loads(path.read_text()), "run"
-        saved_corpus = saved.get("corpus")
+        try:
+            saved, what = json.loads(path.read_text()), "run"
+            saved_corpus = saved.get("corpus")
+        except (OSError, ValueError, AttributeError):
+            raise W2VError(f"{path} is damaged; delete {run_dir} to train run {spec.name} "
+                           "again") from None
     else:
         meta, what = latest_meta(run_dir / CHECKPOINTS), "unfinished run"
         if meta is None:
@@ -342,18 +393,23 @@ def score_run(run_dir: Path) -> dict[str, Any]:
 def load_results(out_dir: str | os.PathLike, names: list[str] | None = None) -> list[dict]:
     """Reads run directories back: config, scores, the metrics stream and its summary."""
     out = Path(out_dir)
-    meta = json.loads((out / "experiment.json").read_text())
+    try:
+        meta = json.loads((out / "experiment.json").read_text())
+    except (OSError, ValueError) as e:
+        raise W2VError(f"cannot read {out / 'experiment.json'} ({e}); run the experiment "
+                       "again to rewrite it") from None
     results = []
     for r in meta["runs"]:
         if names is not None and r["name"] not in names:
             continue
         run_dir = out / r["name"]
-        if not (run_dir / SCORES).exists():
+        scores = _scores(run_dir)
+        if scores is None:
             continue
         records = _current_records(run_dir / "metrics.jsonl")
         done = [x for x in records if x.get("event") == "done"]
         results.append(r | {
-            "scores": json.loads((run_dir / SCORES).read_text()),
+            "scores": scores,
             "progress": [x for x in records if "loss" in x and "event" not in x],
             "evals": [x for x in records if x.get("event") == "eval"],
             "done": done[-1] if done else {}})
@@ -365,10 +421,17 @@ def _current_records(path: Path) -> list[dict]:
     back to its checkpoint, so what an earlier process logged past that point (after the
     last checkpoint of a killed run) is dropped at each resume marker."""
     records: list[dict] = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:  # deleted: the run's scores stand, without its curves
+        lines = []
+    for line in lines:
+        try:
+            x = json.loads(line)
+        except ValueError:  # blank, or cut short by a killed process or a full disk
             continue
-        x = json.loads(line)
+        if not isinstance(x, dict):
+            continue
         if x.get("event") == "resume":  # progress and eval records past the checkpoint
             records = [r for r in records
                        if r.get("event") not in (None, "eval") or r["words"] <= x["words"]]

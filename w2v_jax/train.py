@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import queue
 import threading
 import time
@@ -912,11 +913,24 @@ def compile_ahead(cfg: Config, vocab_size: int, aux: Any, key: jax.Array) -> Non
     release_free_heap()
 
 
+def _ends_mid_line(path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:  # os.devnull, or nothing there yet
+        return False
+
+
 class MetricsWriter:
     """Appends one JSON object per line; a progress callback for :func:`train`."""
 
     def __init__(self, path, every_sec: float = 1.0):
         self._f = open(path, "a", encoding="utf-8")
+        if _ends_mid_line(path):  # a killed writer's partial record stays on a line of its own
+            self._f.write("\n")
         self._every = every_sec
         self._last = -np.inf
 
