@@ -97,3 +97,8 @@ def test_batch_defaults_per_mode_and_objective():
             Config(sg=0, objective="hs").centres_per_step,
             Config(sg=0, objective="softmax", batch_size=512).centres_per_step] == \
         [64, 512, 128, 512, 512]
+
+
+def test_sg_may_be_a_bool_as_gensim_users_write_it():
+    assert Config(sg=True).sg == 1 and Config(sg=False).sg == 0
+    assert type(Config(sg=True).sg) is int and Config(sg=False).to_dict()["sg"] == 0

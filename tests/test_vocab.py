@@ -59,3 +59,17 @@ def test_save_load_roundtrip(tmp_path):
     (tmp_path / "bad.txt").write_text("word-without-count\n")
     with pytest.raises(W2VError, match="bad.txt:1"):
         Vocab.load(tmp_path / "bad.txt")
+
+
+@pytest.mark.parametrize("sample", [1e-3, 0.5, 3.0, 40.0])
+def test_keep_probabilities_match_gensim_for_fractions_and_counts(sample):
+    """gensim reads a sample of 1 or more as a word count; so does w2v-jax."""
+    from gensim.models import Word2Vec as GensimW2V
+
+    counts = np.array([5000, 900, 120, 40, 7, 3])
+    words = [f"w{i}" for i in range(len(counts))]
+    g = GensimW2V(vector_size=4, min_count=1, sample=sample)
+    g.build_vocab_from_freq(dict(zip(words, counts.tolist())))
+    theirs = np.array([g.wv.get_vecattr(w, "sample_int") for w in words]) / 2**32
+    ours = Vocab(tuple(words), counts).keep_probabilities(sample)
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)

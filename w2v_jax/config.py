@@ -42,7 +42,8 @@ class Config:
       sg: 1 for skip-gram, 0 for CBOW.
       negative: K, negatives per positive pair.
       ns_exponent: noise distribution P_n(w) ∝ count(w)**ns_exponent.
-      sample: sub-sampling threshold (0 disables sub-sampling).
+      sample: sub-sampling threshold, a fraction of the corpus's words (0 disables
+        sub-sampling; 1 or more: a word count, as gensim reads it).
       alpha: initial learning rate; None picks 0.025 for SG and 0.05 for CBOW.
       min_alpha: final learning rate, reached linearly at the last training word.
       epochs: passes over the corpus.
@@ -138,7 +139,9 @@ class Config:
     def __post_init__(self):
         for f in dataclasses.fields(self):  # NumPy scalars (from grids) as plain numbers
             v = getattr(self, f.name)
-            if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
+            if f.name == "sg" and isinstance(v, bool):  # gensim users write sg=True
+                object.__setattr__(self, f.name, int(v))
+            elif isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
                 object.__setattr__(self, f.name, int(v))
             elif isinstance(v, numbers.Real) and not isinstance(v, (bool, int, float)):
                 object.__setattr__(self, f.name, float(v))

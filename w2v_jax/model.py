@@ -35,8 +35,9 @@ _GENSIM_ONLY = {
     "cbow_mean": "CBOW always averages its context rows (gensim's cbow_mean=1)",
     "iter": "pass epochs (gensim 4's name)",
     "size": "pass vector_size (gensim 4's name)",
-    "max_final_vocab": "pass max_vocab_size: it keeps at most that many of the most "
-                       "frequent words, as gensim's max_final_vocab does",
+    "max_final_vocab": "pass max_vocab_size: it keeps exactly that many of the most "
+                       "frequent words (gensim's max_final_vocab can keep fewer: it drops "
+                       "every word as frequent as the first one cut)",
 }
 
 

@@ -51,11 +51,12 @@ class Vocab:
 
         word2vec C's formula, p = (sqrt(f / t) + 1) · t / f with t = sample·N, f the
         word's count and N the number of in-vocabulary tokens, capped at 1;
-        ``sample = 0`` keeps everything.
+        ``sample = 0`` keeps everything. A ``sample`` of 1 or more is a count, as in
+        gensim: t = ⌊sample · (3 + √5) / 2⌋, the count whose keep-probability is 1.
         """
         if sample <= 0:
             return np.ones(len(self), dtype=np.float64)
-        t = sample * self.total
+        t = sample * self.total if sample < 1 else float(int(sample * (3 + np.sqrt(5)) / 2))
         f = self.counts.astype(np.float64)
         return np.minimum((np.sqrt(f / t) + 1.0) * t / f, 1.0)
 
