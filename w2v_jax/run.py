@@ -381,7 +381,9 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 raise W2VError(f"corpus {corpus_path} has changed since the checkpoint was "
                                "written (its vocabulary differs); resume needs the same corpus")
             state, start = restored.train_state(), restored.position
-            log(f"resuming from checkpoint step {restored.step} (epoch {start.epoch + 1}, "
+            where = (f"all {config.epochs} epochs done" if start.epoch >= config.epochs
+                     else f"epoch {start.epoch + 1}")
+            log(f"resuming from checkpoint step {restored.step} ({where}, "
                 f"{start.words:,} words done)")
         elif init_vectors is not None:
             state = initial_vectors(init_vectors, vocab, config, log)
