@@ -45,8 +45,8 @@ class Word2Vec:
     """Trains on construction, like gensim's ``Word2Vec``.
 
     Args:
-      corpus_file: plain or gzipped text, one sentence per line (default: the embedded
-        KJV corpus).
+      corpus_file: text (plain, gzip, bzip2 or xz), one sentence per line (default: the
+        embedded KJV corpus).
       on_progress: optional callback receiving ``w2v_jax.train.Progress``.
       **hyper: any ``w2v_jax.Config`` field (``vector_size``, ``window``, ``sg``, ...).
 
