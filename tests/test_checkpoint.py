@@ -510,3 +510,12 @@ def test_a_stop_at_an_epochs_last_block_still_evaluates_that_epoch(corpus, tmp_p
     evals = [r["epoch"] for r in _current_records(out / "metrics.jsonl")
              if r.get("event") == "eval"]
     assert evals == [1, 2], json.dumps(evals)
+
+
+def test_a_checkpoint_with_settings_that_never_acted_still_resumes():
+    """Older code accepted hs with negative=10 (ignored); its checkpoints keep them."""
+    from w2v_jax.checkpoint import saved_config
+
+    old = Config(objective="hs").to_dict() | {"negative": 10, "sampler": "cdf"}
+    assert Config.from_dict(saved_config({"config": old, "format": 2})) == Config(objective="hs")
+

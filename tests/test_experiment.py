@@ -60,9 +60,15 @@ def test_expand_crosses_runs_sweep_and_seeds(exp_file):
     specs = ex.expand(exp, ex.parse_sweep(["vector_size=8,16"]), [7], {"epochs": 1})
     assert [(s.config.vector_size, s.config.seed, s.config.epochs) for s in specs][:2] == [
         (8, 7, 1), (16, 7, 1)]
-    # A setting that cannot act on a run is refused, naming the run, not silently dropped.
+    # A swept or shared setting that cannot act on a run leaves it as it is, trained once
+    # (hs draws no negatives); one in the run's own table is an error.
+    specs = ex.expand(exp, ex.parse_sweep(["negative=1,3"]), [7], {"sampler": "cdf"})
+    assert [(s.name, s.config.negative, s.config.sampler) for s in specs] == [
+        ("ns__negative=1__seed=7", 1, "cdf"), ("ns__negative=3__seed=7", 3, "cdf"),
+        ("hs__seed=7", 5, "alias")]
+    exp.runs[1]["negative"] = 3
     with pytest.raises(W2VError, match="run hs .*negative=3 applies to negative sampling"):
-        ex.expand(exp, ex.parse_sweep(["negative=3"]))
+        ex.expand(exp)
     with pytest.raises(W2VError, match="'negatve' is not a config field"):
         ex.expand(exp, ex.parse_sweep(["negatve=1"]))
     with pytest.raises(W2VError, match="window must be a positive"):
@@ -163,6 +169,9 @@ def test_scaling_points_are_measured_again_when_the_settings_change(tmp_path, mo
     assert len(measured) == 4  # same settings: the points are reused
     ex.run_scaling(spec, {"vector_size": 16}, tmp_path, log=lambda m: None)
     assert len(measured) == 8 and measured[-1][2] == 16  # [base] changed: measured again
+    # A base negative reaches the ns points only (softmax draws none): no error.
+    ex.run_scaling(spec, {"vector_size": 16, "negative": 10}, tmp_path, log=lambda m: None)
+    assert len(measured) == 12
 
 
 def test_seed_spread_is_the_sample_sd():

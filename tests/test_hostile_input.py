@@ -134,8 +134,9 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
     (["--corpus", ""], "--corpus is empty"),
     (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
     (["--window", "257"], "window must be at most 256"),
-    (["--sg", "0", "--sg-negatives", "pair"], "--sg-negatives applies to skip-gram only"),
-    (["--cbow-update", "exact"], "--cbow-update applies to CBOW only"),
+    (["--sg", "0", "--sg-negatives", "pair"], "sg_negatives='pair' applies to skip-gram only"),
+    (["--cbow-update", "exact"], "cbow_update='exact' applies to CBOW only"),
+    (["--objective", "hs", "--negative", "10"], "negative=10 applies to negative sampling"),
     (["--lowercase"], "--lowercase applies to --dataset only"),
     (["--text-column", "body"], "--text-column applies to --dataset only"),
     (["--num-proc", "0"], "--num-proc applies to --dataset only"),  # 0 is falsy, still given

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from w2v_jax.config import without_inactive
 from w2v_jax.errors import RunLocked, W2VError
 
 CHECKPOINTS = "checkpoints"
@@ -305,7 +306,9 @@ def saved_config(meta: dict[str, Any]) -> dict[str, Any]:
     if (meta.get("format", 1) < 2 and config.get("batch_size") is None
             and config.get("sg") == 0 and config.get("objective") == "softmax"):
         config["batch_size"] = 512
-    return config
+    # Settings that could not act (hs with negative=10, say) were accepted then, and are
+    # refused now: back to their defaults, which is how the run trained.
+    return without_inactive(config)
 
 
 def latest_meta(directory: str | os.PathLike) -> dict[str, Any] | None:

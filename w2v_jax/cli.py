@@ -222,7 +222,8 @@ def _train(args) -> int:
 
         datasets.disable_progress_bars()
     if args.dataset is not None:
-        dataset = DatasetOptions(args.dataset, text_column="text" if args.text_column is None else args.text_column,
+        column = "text" if args.text_column is None else args.text_column
+        dataset = DatasetOptions(args.dataset, text_column=column,
                                  streaming=args.streaming, num_proc=args.num_proc,
                                  lowercase=args.lowercase, cache_dir=args.cache_dir)
     else:  # a resumed run's dataset options come from its checkpoint
@@ -233,12 +234,6 @@ def _train(args) -> int:
 
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    if not args.resume:  # a resumed run's mode comes from its checkpoint
-        sg = given.get("sg", Config.sg)
-        if sg == 0 and "sg_negatives" in given:
-            raise W2VError("--sg-negatives applies to skip-gram only; drop it or pass --sg 1")
-        if sg == 1 and "cbow_update" in given:
-            raise W2VError("--cbow-update applies to CBOW only; drop it or pass --sg 0")
     if args.resume and args.overwrite:
         raise W2VError("--resume continues the run in its directory and --overwrite replaces "
                        "it; pass one of them")

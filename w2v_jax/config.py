@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable
 
 from w2v_jax.errors import W2VError
 
@@ -310,15 +310,49 @@ def _validate(c: Config) -> None:
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")
     # A setting that cannot act is refused rather than ignored; its default passes, so a
     # grid over objectives or modes may keep the others at theirs.
-    need(c.sg or c.sg_negatives == "centre",
-         f"sg_negatives={c.sg_negatives!r} applies to skip-gram only; drop it or set sg=1")
-    need(not c.sg or c.cbow_update == "word2vec",
-         f"cbow_update={c.cbow_update!r} applies to CBOW only; drop it or set sg=0")
-    if c.objective != "ns":
-        defaults = {f.name: f.default for f in dataclasses.fields(Config)}
-        for name in ("negative", "ns_exponent", "shared_negatives", "sampler", "sg_negatives"):
-            v = getattr(c, name)
-            need(v == defaults[name] or (name == "negative" and v == 0),
-                 f"{name}={v!r} applies to negative sampling only, and objective "
-                 f"{c.objective!r} trains no negatives (unlike gensim's hs=1 with "
-                 "negative > 0, which trains both); drop it or set objective='ns'")
+    for name, why in _inactive(c.to_dict()).items():
+        raise W2VError(f"{name}={getattr(c, name)!r} {why}")
+
+
+_NS_ONLY = ("negative", "ns_exponent", "shared_negatives", "sampler", "sg_negatives")
+
+
+def inert(fields: dict[str, Any]) -> set[str]:
+    """The fields that cannot act on the run that ``fields`` (a partial config) defines,
+    whatever their values: the negative-sampling settings without negative sampling,
+    ``sg_negatives`` for CBOW, ``cbow_update`` for skip-gram."""
+    whole = {f.name: f.default for f in dataclasses.fields(Config)} | fields
+    found = set() if whole["objective"] == "ns" else set(_NS_ONLY)
+    found.add("sg_negatives" if not whole["sg"] else "cbow_update")
+    return found
+
+
+def _inactive(fields: dict[str, Any]) -> dict[str, str]:
+    """The settings of a whole config that cannot act on its run and are not at their
+    default (nor gensim's ``negative=0`` without negative sampling), each with why and
+    what to do."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    found = {}
+    for name in sorted(inert(fields)):
+        if fields[name] == defaults[name] or (name == "negative" and fields[name] == 0):
+            continue
+        if name in _NS_ONLY and fields["objective"] != "ns":
+            found[name] = (f"applies to negative sampling only, and objective "
+                           f"{fields['objective']!r} trains no negatives (unlike gensim's "
+                           "hs=1 with negative > 0, which trains both); drop it or set "
+                           "objective='ns'")
+        elif name == "sg_negatives":
+            found[name] = "applies to skip-gram only; drop it or set sg=1"
+        else:
+            found[name] = "applies to CBOW only; drop it or set sg=0"
+    return found
+
+
+def without_inactive(fields: dict[str, Any], keep: Iterable[str] = ()) -> dict[str, Any]:
+    """``fields`` with the settings that cannot act on its run (:func:`inert`; except
+    those named in ``keep``) set back to their defaults: for settings shared by runs of
+    several objectives or modes (an experiment's [base], ``--set``, a sweep), and for a
+    checkpoint from before such settings were refused (they never acted)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    drop = inert(fields) - set(keep)
+    return {k: (defaults[k] if k in drop else v) for k, v in fields.items()}

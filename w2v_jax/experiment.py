@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_meta, saved_config
-from w2v_jax.config import Config
+from w2v_jax.config import Config, inert, without_inactive
 from w2v_jax.corpus import embedded_corpus_path
 from w2v_jax.errors import RunLocked, W2VError, memory_advice, out_of_memory
 
@@ -213,7 +213,10 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
     """The runs of an experiment: each run × the sweep grid × the seeds.
 
     ``sweep`` and ``seeds`` (command line) replace the file's; ``overrides`` set fields
-    of every run (after the runs' own fields, before the sweep values).
+    of every run (after the runs' own fields, before the sweep values). A setting from
+    [base], ``overrides`` or the sweep that cannot act on a run (``negative`` on an "hs"
+    run, say) is left at its default there, and a sweep over it does not repeat that run;
+    one in the run's own table is an error.
     """
     sweep = exp.sweep if sweep is None else sweep
     seeds = exp.seeds if seeds is None else seeds
@@ -222,18 +225,25 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
         if key not in fields:
             raise W2VError(f"{key!r} is not a config field; fields: {', '.join(sorted(fields))}")
     grid = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
-    specs = []
+    specs, repeats = [], set()
     for run in exp.runs:
         own = {k: v for k, v in run.items() if k != "name"}
         for point in grid:
             for seed in (seeds or [None]):
                 varied = dict(point) | ({} if seed is None else {"seed": seed})
-                hyper = dict(exp.base) | own | (overrides or {}) | varied
+                given = dict(exp.base) | own | (overrides or {}) | varied
+                hyper = without_inactive(given, keep=[k for k in own if k not in varied])
+                idle = set(varied) & inert(hyper)
+                varied = {k: v for k, v in varied.items() if k not in idle}
                 try:
                     config = Config.from_dict(hyper)
                 except W2VError as e:
                     raise W2VError(f"run {run['name']} {varied}: {e}") from None
                 suffix = "".join(f"__{k}={v}" for k, v in varied.items())
+                if idle:  # the same run as another point of the sweep: trained once
+                    if (run["name"], suffix) in repeats:
+                        continue
+                    repeats.add((run["name"], suffix))
                 specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied))
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -358,6 +368,7 @@ def _check_same_config(run_dir: Path, spec: RunSpec, corpus: str | os.PathLike) 
         try:
             saved, what = json.loads(path.read_text()), "run"
             saved_corpus = saved.get("corpus")
+            saved = without_inactive(saved)  # as the run trained (older code kept them)
         except (OSError, ValueError, AttributeError):
             raise W2VError(f"{path} is damaged; delete {run_dir} to train run {spec.name} "
                            "again") from None
@@ -662,8 +673,9 @@ def run_scaling(spec: dict[str, Any], base: dict[str, Any], out_dir: str | os.Pa
             key = f"{obj}/{v}"
             if key in points:
                 continue
-            cfg = Config.from_dict(hyper | {"objective": obj, "steps_per_call": steps[obj],
-                                            "min_count": 1, "sample": 0})
+            cfg = Config.from_dict(without_inactive(
+                hyper | {"objective": obj, "steps_per_call": steps[obj], "min_count": 1,
+                         "sample": 0}))  # the base's negative does not reach hs or softmax
             points[key] = time_per_pair(cfg, v, calls=int(spec.get("calls", 3)))
             log(f"scaling: {obj:8s} V={v:>7,}  {1e6 * points[key]:9.3f} µs per pair")
             path.write_text(json.dumps({"settings": settings} | points, indent=2) + "\n")

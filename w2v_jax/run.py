@@ -342,6 +342,8 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             corpus_path = saved_corpus
             if restored.meta.get("dataset") is not None:
                 dataset = DatasetOptions(**restored.meta["dataset"])
+                if dataset.streaming:  # older runs kept a num_proc that a stream ignored
+                    dataset = dataclasses.replace(dataset, num_proc=None)
             if (out / VECTORS).exists() and restored.position.epoch >= config.epochs:
                 log(f"{out} has already finished; nothing to resume")
                 return {"event": "done", "already_finished": True}
