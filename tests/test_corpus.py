@@ -5,6 +5,7 @@ import gzip
 import lzma
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -52,7 +53,15 @@ def test_a_pipe_is_read_whole(tmp_path, gz):
     text = "".join(f"w{i % 97} w{i % 13} w{i % 7}\n" for i in range(5000)).encode()
     data = gzip.compress(text) if gz else text
     r, w = os.pipe()
-    writer = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
+
+    def write():  # the magic bytes one at a time, as a slow producer may send them
+        for i in range(3):
+            os.write(w, data[i:i + 1])
+            time.sleep(0.05)
+        os.write(w, data[3:])
+        os.close(w)
+
+    writer = threading.Thread(target=write)
     writer.start()
     try:
         vocab, corpus = load_corpus(f"/dev/fd/{r}", min_count=1)
@@ -63,8 +72,10 @@ def test_a_pipe_is_read_whole(tmp_path, gz):
 
 
 def test_words_separated_only_by_unicode_spaces(tmp_path, monkeypatch):
-    """A block with no ASCII whitespace is cut at any other space str.split() knows."""
+    """A block with no ASCII whitespace is cut at any other space str.split() knows
+    (else, with no cut for _MAX_WORD bytes, it is refused as not a text corpus)."""
     monkeypatch.setattr("w2v_jax.corpus._BLOCK", 64)
+    monkeypatch.setattr("w2v_jax.corpus._MAX_WORD", 256)
     seps = list(corpus_module._OTHER_SPACES)
     words = [f"日本{i % 5}" for i in range(400)]
     text = b"".join(w.encode() + seps[i % len(seps)] for i, w in enumerate(words))

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import gzip
 import importlib.resources
+import io
 import itertools
 import lzma
 import os
@@ -105,17 +106,41 @@ def _open(path: Path):
         raise W2VError(f"corpus path {path} is a directory; pass a text file (plain, .gz, .bz2 or .xz)")
     if not os.access(path, os.R_OK):
         raise W2VError(f"corpus file {path} is not readable; check its permissions")
-    with open(path, "rb") as raw:
-        head = raw.peek(8)[:8]
+    with open(path, "rb", buffering=0) as raw:
+        head = b""
+        while len(head) < 8:  # a pipe may deliver its first bytes one at a time
+            more = raw.read(8 - len(head))
+            if not more:
+                break
+            head += more
         if head.startswith(_ZSTD):
             raise W2VError(f"corpus {path} is zstd-compressed, which --corpus does not read; "
-                           "decompress it (`zstd -d`) or pass it as --dataset")
+                           f"decompress it, or pass --corpus <(zstd -dc {path})")
+        data = io.BufferedReader(_Prefixed(head, raw), buffer_size=_BLOCK)
         kind = next((cls for magic, cls in _MAGIC.items() if head.startswith(magic)), None)
         if kind is None:
-            yield raw
+            yield data
         else:
-            with kind(raw) as f:
+            with kind(data) as f:
                 yield f
+
+
+class _Prefixed(io.RawIOBase):
+    """The bytes already read from ``raw`` (``head``), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw):
+        self._head, self._raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._raw.readinto(b)
 
 
 def _blocks(path: Path):
