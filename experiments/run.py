@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, config: str) -> int:
     from w2v_jax import experiment as ex
+    from w2v_jax.run import prepare_out_dir
     from w2v_jax.cli import _StopFlag
 
     exp = ex.load_experiment(config)
@@ -64,7 +65,9 @@ def _run(args, config: str) -> int:
     specs = ex.expand(exp, sweep, seeds, overrides)
     corpus = ex.corpus_path(exp, args.corpus)
     out = Path(args.out or Path("runs") / exp.name)
-    dest = None if args.results is None else _writable(Path(args.results) / exp.name)
+    # Checked before any training, so that a bad --results does not wait for the runs.
+    dest = None if args.results is None else prepare_out_dir(Path(args.results) / exp.name,
+                                                              "--results")
     print(f"experiment {exp.name}: {len(specs)} run(s) on {corpus} into {out}", file=sys.stderr)
     stop = _StopFlag()
     try:
@@ -103,19 +106,6 @@ def _run(args, config: str) -> int:
                            f"(they are in {out}); choose another --results") from None
         print(f"copied summary and plots to {dest}", file=sys.stderr)
     return 1 if failed or busy else 0
-
-
-def _writable(dest: Path) -> Path:
-    """Creates the --results directory and checks it takes files, before any training."""
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        probe = dest / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise W2VError(f"cannot write the summary and plots to {dest}: {e.strerror or e}; "
-                       "choose another --results") from None
-    return dest
 
 
 if __name__ == "__main__":

@@ -194,6 +194,12 @@ def test_a_killed_overwrite_that_saved_nothing_gives_the_old_run_back(corpus, tm
     assert "holds the run it was replacing again" in capsys.readouterr().err
     assert (out / "vectors.bin").read_bytes() == before and not (out / REPLACED).exists()
     assert '{"epoch": 0}' not in (out / "metrics.jsonl").read_text()
+    # Killed while moving the old run aside: the vectors moved, its checkpoints not yet.
+    (out / REPLACED).mkdir()
+    (out / "vectors.bin").rename(out / REPLACED / "vectors.bin")
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert (out / "vectors.bin").read_bytes() == before and not (out / REPLACED).exists()
 
 
 def test_eval_each_epoch_goes_on_after_a_resume(corpus, tmp_path):
@@ -519,3 +525,26 @@ def test_a_checkpoint_with_settings_that_never_acted_still_resumes():
     old = Config(objective="hs").to_dict() | {"negative": 10, "sampler": "cdf"}
     assert Config.from_dict(saved_config({"config": old, "format": 2})) == Config(objective="hs")
 
+
+
+@needs_bitwise_reproducibility
+def test_a_run_read_from_a_pipe_resumes_from_the_text_given_again(corpus, reference, tmp_path):
+    import threading
+
+    def piped(text: bytes):
+        r, w = os.pipe()
+        threading.Thread(target=lambda: (os.write(w, text), os.close(w)), daemon=True).start()
+        return r, f"/dev/fd/{r}"
+
+    text = corpus.read_bytes()
+    out = tmp_path / "run"
+    r, path = piped(text)
+    with pytest.raises(Interrupted):
+        train_run(out, Config(**HYPER), path, should_stop=_stop_after(20), log=lambda m: None)
+    os.close(r)
+    with pytest.raises(W2VError, match=r"read its corpus from a pipe .*give the same text again"):
+        train_run(out, None, resume=True, log=lambda m: None)
+    r, path = piped(text)
+    train_run(out, None, path, resume=True, log=lambda m: None)
+    os.close(r)
+    assert (out / "vectors.bin").read_bytes() == reference

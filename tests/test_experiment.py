@@ -342,13 +342,14 @@ def test_a_run_out_of_memory_is_recorded_and_the_others_go_on(tmp_path, monkeypa
     assert run_main([str(toml), "--out", str(tmp_path / "o")]) == 1
     assert (tmp_path / "o" / "small" / "scores.json").exists()
     failed = json.loads((tmp_path / "o" / "big" / "failed.json").read_text())["error"]
-    assert failed.startswith("out of memory (MemoryError); lower --batch-size")
+    assert failed.startswith("out of memory (MemoryError); lower batch_size, window")
 
 
 @pytest.mark.parametrize("flags, match", [
     (["--corpus", "/nonexistent/c.txt"], "corpus file /nonexistent/c.txt does not exist"),
-    (["--corpus", "/"], "is a directory"),
-    (["--results", "/proc/no"], "cannot write the summary and plots to /proc/no/one"),
+    (["--corpus", "/"], "is not a regular file"),
+    (["--corpus", "/dev/stdin"], "is not a regular file"),
+    (["--results", "/proc/no"], "cannot write to output directory /proc/no/one"),
 ])
 def test_bad_corpus_and_results_paths_are_one_line(tmp_path, capsys, flags, match):
     toml, out = _one_finished_run(tmp_path)
@@ -366,7 +367,9 @@ def test_an_unwritable_out_and_a_bad_experiment_name(tmp_path, capsys):
     assert "cannot write to experiment directory /proc/no" in capsys.readouterr().err
     toml.write_text(toml.read_text().replace('name = "one"', 'name = "../up"'))
     assert run_main([str(toml)]) == 2
-    assert "the experiment's name: run name '../up' must be" in capsys.readouterr().err
+    assert "name '../up' must be a relative path without '..'" in capsys.readouterr().err
+    toml.write_text(toml.read_text().replace('name = "../up"', 'name = "ablations/one"'))
+    assert run_main([str(toml), "--out", str(tmp_path / "nested")]) == 0  # nested is fine
 
 
 def test_ctrl_c_outside_training_is_one_line(exp_file, monkeypatch, capsys):

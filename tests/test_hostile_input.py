@@ -148,6 +148,7 @@ def test_one_huge_line_crlf_and_tabs_train_like_plain_text(tmp_path):
      "HOST:PORT"),
     (["--coordinator", ":1234", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
     (["--coordinator", "h:70000", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
+    (["--coordinator", "h:\u00b2", "--num-processes", "1", "--process-id", "0"], "HOST:PORT"),
 ])
 def test_bad_hyper_parameters(tmp_path, capsys, flags, match):
     _fails(capsys, ["train", "--out", str(tmp_path / "run"), *FAST, *flags], match)

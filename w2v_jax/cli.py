@@ -35,7 +35,7 @@ _TRAIN_FLAGS = [
     ("window", int, "maximum context distance (the effective window is drawn from 1..window)"),
     ("negative", int, "negatives per positive pair"),
     ("ns_exponent", float, "noise distribution exponent"),
-    ("sample", float, "sub-sampling threshold (0 = off)"),
+    ("sample", float, "sub-sampling threshold (0 = off; 1 or more: a word count, as gensim)"),
     ("min_count", int, "drop words rarer than this"),
     ("max_vocab_size", int, "keep at most this many words"),
     ("epochs", int, "passes over the corpus"),

@@ -29,11 +29,14 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
 
 
-def memory_advice(e: BaseException) -> str:
-    """The one-line message for an :func:`out_of_memory` error."""
+def memory_advice(e: BaseException, flags: bool = True) -> str:
+    """The one-line message for an :func:`out_of_memory` error, naming the settings to
+    lower as command-line ``flags`` or as config fields."""
     what = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-    return (f"out of memory ({what}); lower --batch-size, --window, --negative, "
-            "--vector-size or --steps-per-call")
+    names = ["batch_size", "window", "negative", "vector_size", "steps_per_call"]
+    if flags:
+        names = ["--" + n.replace("_", "-") for n in names]
+    return f"out of memory ({what}); lower {', '.join(names[:-1])} or {names[-1]}"
 
 
 class Interrupted(Exception):

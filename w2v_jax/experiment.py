@@ -96,8 +96,12 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         raise W2VError(f"experiment {path}: unknown key(s) {', '.join(unknown)}; "
                        f"known: {', '.join(sorted(known))}")
     _check_types(data, f"experiment {path}")
-    if "name" in data:  # without --out, it trains into runs/<name>
-        check_run_name(data["name"], f"experiment {path}: the experiment's name")
+    if "name" in data:  # a path below runs/ and --results: nested, but not out of them
+        name = data["name"]
+        if (not isinstance(name, str) or not name.strip("/") or name.startswith("/")
+                or ".." in name.split("/")):
+            raise W2VError(f"experiment {path}: name {name!r} must be a relative path without "
+                           "'..' (its runs go to runs/<name> and --results <DIR>/<name>)")
     runs = data.get("runs") or [{"name": "run"}]
     for i, r in enumerate(runs):
         if "name" not in r:
@@ -265,8 +269,9 @@ def corpus_path(exp: Experiment, override: str | None = None) -> Path:
     path = Path(which)
     if not path.exists():  # refused once here, not by each run in turn
         raise W2VError(f"corpus file {path} does not exist; check the path")
-    if path.is_dir():
-        raise W2VError(f"corpus path {path} is a directory; pass a text file")
+    if not path.is_file():  # a directory, or a pipe, which only the first run could read
+        raise W2VError(f"corpus path {path} is not a regular file; pass a text file (each "
+                       "run reads it again)")
     return path
 
 
@@ -315,7 +320,7 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
         except Exception as e:  # e.g. divergence: record it, go on with the other runs
             if not isinstance(e, W2VError) and not out_of_memory(e):
                 raise  # a bug: the runner stops
-            error = str(e) if isinstance(e, W2VError) else memory_advice(e)
+            error = str(e) if isinstance(e, W2VError) else memory_advice(e, flags=False)
             log(f"[{i}/{len(specs)}] {spec.name}: failed: {error} (here: to train this run "
                 f"again, remove {run_dir} and run the same command)")
             run_dir.mkdir(exist_ok=True)  # one that failed before it began is removed

@@ -269,7 +269,7 @@ def _check_address(coordinator: str) -> None:
     """Refuses what is not HOST:PORT before JAX sees it: its parser indexes a missing port
     and its gRPC server crashes the process on a port that is not a number."""
     host, sep, port = coordinator.rpartition(":")
-    if not (sep and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536):
+    if not (sep and host.strip("[]") and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise W2VError(f"--coordinator must be HOST:PORT with a port in 1..65535 (e.g. "
                        f"10.0.0.1:1234, [::1]:1234) or 'auto', got {coordinator!r}")
 

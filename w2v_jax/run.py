@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -100,17 +101,19 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Creates ``out_dir`` and checks that it is writable, before any work is done."""
+def prepare_out_dir(out_dir: str | os.PathLike, flag: str = "--out") -> Path:
+    """Creates ``out_dir`` and checks that it is writable, before any work is done
+    (``flag``: the option to change in the error)."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        # A name of its own: two processes probing one directory must not collide.
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise W2VError(f"cannot write to output directory {out}: {e.strerror or e}; "
-                       "choose another --out") from None
+                       f"choose another {flag}") from None
     return out
 
 
@@ -136,6 +139,7 @@ def _refuse_old_run(out: Path, overwrite: bool) -> bool:
 
 
 REPLACED = ".replaced"  # the run --overwrite replaces, kept until the new one has trained a block
+_ASIDE_DONE = ".complete"  # in REPLACED: every file of the old run is in it
 
 
 def _set_old_run_aside(out: Path) -> Path:
@@ -147,6 +151,7 @@ def _set_old_run_aside(out: Path) -> Path:
     for name in (VECTORS, VOCAB, CONFIG, METRICS, CHECKPOINTS):
         if (out / name).exists():
             (out / name).rename(aside / name)
+    (aside / _ASIDE_DONE).touch()  # without it, a kill came mid-move (_recover_replaced)
     return aside
 
 
@@ -164,10 +169,13 @@ def _recover_replaced(out: Path, log: Callable[[str], None]) -> None:
     aside = out / REPLACED
     if not aside.is_dir():
         return
-    if checkpoint_steps(out / CHECKPOINTS) or (out / VECTORS).exists():
-        shutil.rmtree(aside, ignore_errors=True)
-        return
-    clear_old_run(out)  # what the killed run had begun to write
+    if (aside / _ASIDE_DONE).exists():
+        if checkpoint_steps(out / CHECKPOINTS) or (out / VECTORS).exists():
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        clear_old_run(out)  # what the killed run had begun to write
+    # (without the mark, the kill came while the old run's files were being moved, before
+    # the new run wrote anything: what is still in place is the old run's too)
     _put_back(out, aside)
     log(f"w2v-jax: a run with --overwrite was stopped before it saved anything; {out} "
         "holds the run it was replacing again")
@@ -336,6 +344,12 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                                "from it: drop them or start a new run")
             config = saved
             saved_corpus = restored.meta["corpus"]
+            if restored.meta.get("corpus_pipe"):  # read once from a pipe: it must come again
+                if corpus_path is None:
+                    raise W2VError(f"this run read its corpus from a pipe ({saved_corpus}); "
+                                   "give the same text again with --corpus, e.g. --corpus "
+                                   "<(zcat FILE.gz)")
+                saved_corpus = corpus_path  # the vocabulary check below guards the text
             if corpus_path is not None and not _same_source(str(corpus_path), saved_corpus):
                 raise W2VError(f"--resume continues on the checkpoint's corpus {saved_corpus}, "
                                f"not {corpus_path}")
@@ -422,6 +436,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                     out / CHECKPOINTS, keep=checkpoints.keep, every_words=checkpoints.every_words,
                     every_seconds=None if minutes is None else minutes * 60.0,
                     meta={"config": config.to_dict(), "corpus": str(corpus_path),
+                          "corpus_pipe": dataset is None and not Path(corpus_path).is_file(),
                           "dataset": None if dataset is None else dataclasses.asdict(dataset),
                           "vocab": _vocab_meta(vocab), "format": 2,
                           "checkpoints": dataclasses.asdict(checkpoints),
