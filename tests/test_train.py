@@ -400,3 +400,21 @@ def test_large_freed_buffers_go_back_to_the_os():
         assert mappings_for(2 * ACCELERATOR_MMAP_THRESHOLD) == 1
     finally:
         return_large_buffers()
+
+
+def test_metrics_writer_starts_a_new_line_after_a_record_cut_short(tmp_path):
+    import json
+
+    from w2v_jax.train import MetricsWriter
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"a": 1}\n{"b": ')  # a killed process's last, partial record
+    w = MetricsWriter(path)
+    w.write({"event": "resume"})
+    w.close()
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ['{"a": 1}', '{"b": '] and json.loads(lines[2]) == {"event": "resume"}
+    w = MetricsWriter(path)  # a complete file: nothing added
+    w.write({"c": 2})
+    w.close()
+    assert path.read_text().splitlines()[3:] == ['{"c": 2}']

@@ -37,6 +37,9 @@ def test_noise_distribution_formula():
     # A large exponent overflowed count**x into NaNs; the largest count takes it all.
     big = Vocab(("a", "b", "c"), np.array([2928, 2000, 1])).noise_distribution(100.0)
     assert np.isfinite(big).all() and big[0] > 0.99 and abs(big.sum() - 1) < 1e-12
+    zero = Vocab(("a", "b"), np.array([4, 0]))
+    np.testing.assert_allclose(zero.noise_distribution(0.75), [1.0, 0.0])
+    np.testing.assert_allclose(zero.noise_distribution(0.0), [0.5, 0.5])
 
 
 def test_keep_probabilities_formula():

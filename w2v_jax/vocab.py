@@ -42,7 +42,11 @@ class Vocab:
         """P_n(w) ∝ count(w)**ns_exponent, as f64[V] summing to 1."""
         # In logs, relative to the largest count: count**x overflows float64 from x ≈ 90
         # on a corpus of ~3k-count words, and gave NaN probabilities.
-        logs = ns_exponent * np.log(self.counts.astype(np.float64))
+        counts = self.counts.astype(np.float64)
+        if ns_exponent == 0:  # 0**0 = 1: uniform, zero counts included
+            return np.full(counts.size, 1.0 / counts.size)
+        with np.errstate(divide="ignore"):  # a zero count (the API allows one): p = 0
+            logs = ns_exponent * np.log(counts)
         p = np.exp(logs - logs.max())
         return p / p.sum()
 
