@@ -200,6 +200,11 @@ def test_a_killed_overwrite_that_saved_nothing_gives_the_old_run_back(corpus, tm
     assert main(["train", "--corpus", str(corpus), "--out", str(out), *FLAGS]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
     assert (out / "vectors.bin").read_bytes() == before and not (out / REPLACED).exists()
+    # A deletion of the set-aside run cut short is finished, never put back.
+    (out / ".replaced.discard").mkdir()
+    (out / ".replaced.discard" / "vocab.txt").write_text("stale\n")
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert not (out / ".replaced.discard").exists() and (out / "vocab.txt").read_text() != "stale\n"
 
 
 def test_eval_each_epoch_goes_on_after_a_resume(corpus, tmp_path):
@@ -548,3 +553,5 @@ def test_a_run_read_from_a_pipe_resumes_from_the_text_given_again(corpus, refere
     train_run(out, None, path, resume=True, log=lambda m: None)
     os.close(r)
     assert (out / "vectors.bin").read_bytes() == reference
+    # Finished: nothing to resume, and no text asked for.
+    assert train_run(out, None, resume=True, log=lambda m: None)["already_finished"]

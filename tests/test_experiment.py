@@ -367,8 +367,14 @@ def test_an_unwritable_out_and_a_bad_experiment_name(tmp_path, capsys):
     assert "cannot write to experiment directory /proc/no" in capsys.readouterr().err
     toml.write_text(toml.read_text().replace('name = "one"', 'name = "../up"'))
     assert run_main([str(toml)]) == 2
-    assert "name '../up' must be a relative path without '..'" in capsys.readouterr().err
-    toml.write_text(toml.read_text().replace('name = "../up"', 'name = "ablations/one"'))
+    assert "name '../up' must be a relative path without '.' or '..'" in capsys.readouterr().err
+    for bad in ("./", "a/.", "a//b", ""):
+        toml.write_text(toml.read_text().replace(toml.read_text().split("\n")[0],
+                                                 f'name = "{bad}"'))
+        assert run_main([str(toml)]) == 2
+        assert "must be a relative path" in capsys.readouterr().err
+    toml.write_text(toml.read_text().replace(toml.read_text().split("\n")[0],
+                                             'name = "ablations/one"'))
     assert run_main([str(toml), "--out", str(tmp_path / "nested")]) == 0  # nested is fine
 
 

@@ -40,6 +40,8 @@ def test_noise_distribution_formula():
     zero = Vocab(("a", "b"), np.array([4, 0]))
     np.testing.assert_allclose(zero.noise_distribution(0.75), [1.0, 0.0])
     np.testing.assert_allclose(zero.noise_distribution(0.0), [0.5, 0.5])
+    np.testing.assert_allclose(Vocab(("a", "b", "c"), np.array([4, 0, 1])).noise_distribution(
+        -0.5), [1 / 3, 0.0, 2 / 3])
 
 
 def test_keep_probabilities_formula():

@@ -98,10 +98,12 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     _check_types(data, f"experiment {path}")
     if "name" in data:  # a path below runs/ and --results: nested, but not out of them
         name = data["name"]
-        if (not isinstance(name, str) or not name.strip("/") or name.startswith("/")
-                or ".." in name.split("/")):
+        parts = name.strip("/").split("/") if isinstance(name, str) else []
+        if (not isinstance(name, str) or name.startswith("/")
+                or any(p in ("", ".", "..") for p in parts)):
             raise W2VError(f"experiment {path}: name {name!r} must be a relative path without "
-                           "'..' (its runs go to runs/<name> and --results <DIR>/<name>)")
+                           "'.' or '..' parts (its runs go to runs/<name>, and --results "
+                           "<DIR>/<name>)")
     runs = data.get("runs") or [{"name": "run"}]
     for i, r in enumerate(runs):
         if "name" not in r:
@@ -228,12 +230,15 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
     for key in list(sweep) + list(exp.base) + list(overrides or {}):
         if key not in fields:
             raise W2VError(f"{key!r} is not a config field; fields: {', '.join(sorted(fields))}")
-    grid = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    # Grid points as positions in each value list, so that a value listed twice stays two
+    # points (and meets the duplicate-name error) while an idle key's points merge.
+    grid = list(itertools.product(*(range(len(v)) for v in sweep.values())))
     specs, repeats = [], set()
     for run in exp.runs:
         own = {k: v for k, v in run.items() if k != "name"}
-        for point in grid:
-            for seed in (seeds or [None]):
+        for at in grid:
+            point = {k: sweep[k][i] for k, i in zip(sweep, at)}
+            for s_at, seed in enumerate(seeds or [None]):
                 varied = dict(point) | ({} if seed is None else {"seed": seed})
                 given = dict(exp.base) | own | (overrides or {}) | varied
                 hyper = without_inactive(given, keep=[k for k in own if k not in varied])
@@ -245,9 +250,11 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
                     raise W2VError(f"run {run['name']} {varied}: {e}") from None
                 suffix = "".join(f"__{k}={v}" for k, v in varied.items())
                 if idle:  # the same run as another point of the sweep: trained once
-                    if (run["name"], suffix) in repeats:
+                    where = (run["name"], s_at, tuple(i for k, i in zip(sweep, at)
+                                                      if k not in idle))
+                    if where in repeats:
                         continue
-                    repeats.add((run["name"], suffix))
+                    repeats.add(where)
                 specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied))
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})

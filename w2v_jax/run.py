@@ -140,13 +140,14 @@ def _refuse_old_run(out: Path, overwrite: bool) -> bool:
 
 REPLACED = ".replaced"  # the run --overwrite replaces, kept until the new one has trained a block
 _ASIDE_DONE = ".complete"  # in REPLACED: every file of the old run is in it
+_DISCARDED = ".replaced.discard"  # REPLACED on its way out: whole or not, never put back
 
 
 def _set_old_run_aside(out: Path) -> Path:
     """Moves an old run's files into ``out/.replaced`` (the vectors first, so that an
     interrupted move never leaves a run that looks finished) and returns that path."""
     aside = out / REPLACED
-    shutil.rmtree(aside, ignore_errors=True)  # one left by a killed --overwrite
+    _discard(aside)  # one left by a killed --overwrite
     aside.mkdir()
     for name in (VECTORS, VOCAB, CONFIG, METRICS, CHECKPOINTS):
         if (out / name).exists():
@@ -155,30 +156,54 @@ def _set_old_run_aside(out: Path) -> Path:
     return aside
 
 
+def _discard(aside: Path) -> None:
+    """Deletes the set-aside run: renamed first, in one step, so that a kill partway
+    through the deletion never leaves a partial ``.replaced`` to be put back."""
+    shutil.rmtree(aside.parent / _DISCARDED, ignore_errors=True)
+    if aside.is_dir():
+        aside.rename(aside.parent / _DISCARDED)
+    shutil.rmtree(aside.parent / _DISCARDED, ignore_errors=True)
+
+
 def _put_back(out: Path, aside: Path) -> None:
-    """Undoes :func:`_set_old_run_aside` (the vectors last)."""
+    """Undoes :func:`_set_old_run_aside` (the vectors last). The mark goes first, so an
+    interrupted put-back reads as an interrupted move; a name already in ``out`` (which
+    neither leaves) is not overwritten, and keeps ``.replaced`` in place."""
+    (aside / _ASIDE_DONE).unlink(missing_ok=True)
     for name in (CHECKPOINTS, METRICS, CONFIG, VOCAB, VECTORS):
-        if (aside / name).exists():
+        if (aside / name).exists() and not (out / name).exists():
             (aside / name).rename(out / name)
-    shutil.rmtree(aside, ignore_errors=True)
+    if not any(aside.iterdir()):
+        aside.rmdir()
 
 
 def _recover_replaced(out: Path, log: Callable[[str], None]) -> None:
     """Gives back the run that a killed ``--overwrite`` set aside before its new run had
     saved a checkpoint; had it saved one, the new run supersedes the old for good."""
+    shutil.rmtree(out / _DISCARDED, ignore_errors=True)  # a deletion a kill cut short
     aside = out / REPLACED
     if not aside.is_dir():
         return
     if (aside / _ASIDE_DONE).exists():
         if checkpoint_steps(out / CHECKPOINTS) or (out / VECTORS).exists():
-            shutil.rmtree(aside, ignore_errors=True)
+            _discard(aside)
             return
         clear_old_run(out)  # what the killed run had begun to write
     # (without the mark, the kill came while the old run's files were being moved, before
     # the new run wrote anything: what is still in place is the old run's too)
     _put_back(out, aside)
+    if aside.exists():
+        raise W2VError(f"{aside} holds files of a run that --overwrite was replacing, and "
+                       f"{out} has files of the same names; move what you want to keep and "
+                       f"delete {aside}")
     log(f"w2v-jax: a run with --overwrite was stopped before it saved anything; {out} "
         "holds the run it was replacing again")
+
+
+def _absolute(path: str | os.PathLike) -> Path:
+    """A corpus path that resumes from any directory: resolved for a file; for a pipe
+    (/dev/fd/63, which resolves to a name that does not exist), absolute only."""
+    return Path(path).resolve() if Path(path).is_file() else Path(os.path.abspath(path))
 
 
 def clear_old_run(out: Path) -> None:
@@ -344,12 +369,15 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                                "from it: drop them or start a new run")
             config = saved
             saved_corpus = restored.meta["corpus"]
+            if (out / VECTORS).exists() and restored.position.epoch >= config.epochs:
+                log(f"{out} has already finished; nothing to resume")
+                return {"event": "done", "already_finished": True}
             if restored.meta.get("corpus_pipe"):  # read once from a pipe: it must come again
                 if corpus_path is None:
                     raise W2VError(f"this run read its corpus from a pipe ({saved_corpus}); "
                                    "give the same text again with --corpus, e.g. --corpus "
                                    "<(zcat FILE.gz)")
-                saved_corpus = corpus_path  # the vocabulary check below guards the text
+                saved_corpus = str(_absolute(corpus_path))  # the vocabulary check guards it
             if corpus_path is not None and not _same_source(str(corpus_path), saved_corpus):
                 raise W2VError(f"--resume continues on the checkpoint's corpus {saved_corpus}, "
                                f"not {corpus_path}")
@@ -358,9 +386,6 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 dataset = DatasetOptions(**restored.meta["dataset"])
                 if dataset.streaming:  # older runs kept a num_proc that a stream ignored
                     dataset = dataclasses.replace(dataset, num_proc=None)
-            if (out / VECTORS).exists() and restored.position.epoch >= config.epochs:
-                log(f"{out} has already finished; nothing to resume")
-                return {"event": "done", "already_finished": True}
         elif primary:
             old_run = _refuse_old_run(out, overwrite)  # before any work; cleared after checks
         config = config or Config()
@@ -375,9 +400,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 dataset = dataclasses.replace(dataset, source=source, cache_dir=cache)
             corpus_path = f"dataset:{dataset.source}"
         elif corpus_path is not None and restored is None:
-            # A pipe (/dev/fd/63) resolves to a name that does not exist: absolute only.
-            corpus_path = (Path(corpus_path).resolve() if Path(corpus_path).is_file()
-                           else Path(os.path.abspath(corpus_path)))
+            corpus_path = _absolute(corpus_path)
         corpus_path = corpus_path or embedded_corpus_path()
 
         t0 = time.perf_counter()
@@ -406,7 +429,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
         if multi:
             _check_processes_agree(config, vocab, start)
         if restored is not None and primary:  # an old run an earlier --overwrite replaced
-            shutil.rmtree(out / REPLACED, ignore_errors=True)
+            _discard(out / REPLACED)
         if restored is not None and restored.unusable and primary:
             aside = set_aside(out / CHECKPOINTS, restored.unusable)
             log(f"w2v-jax: warning: moved the unusable checkpoint(s) "
@@ -446,7 +469,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
             def progress(p: Progress) -> None:
                 nonlocal replaced
                 if replaced is not None:  # training has begun: the old run is not coming back
-                    shutil.rmtree(replaced, ignore_errors=True)
+                    _discard(replaced)
                     replaced = None
                 last[:] = [p]
                 metrics(p)
@@ -500,7 +523,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                 save_run(out, config, vocab, KeyedVectors(vocab.words, w_in),
                          {"corpus": str(corpus_path)})
             if replaced is not None:
-                shutil.rmtree(replaced, ignore_errors=True)
+                _discard(replaced)
             return summary
         except BaseException:
             if (restored is None and primary and not last
@@ -511,7 +534,7 @@ def train_run(out_dir: str | os.PathLike, config: Config | None = None,
                     log(f"w2v-jax: the new run failed before it started; {out} keeps the run "
                         "it held before")
             elif replaced is not None:
-                shutil.rmtree(replaced, ignore_errors=True)
+                _discard(replaced)
             raise
 
 

@@ -45,8 +45,12 @@ class Vocab:
         counts = self.counts.astype(np.float64)
         if ns_exponent == 0:  # 0**0 = 1: uniform, zero counts included
             return np.full(counts.size, 1.0 / counts.size)
-        with np.errstate(divide="ignore"):  # a zero count (the API allows one): p = 0
-            logs = ns_exponent * np.log(counts)
+        seen = counts > 0  # a zero count (the API allows one) is never drawn
+        if not seen.any():
+            raise W2VError("every word of the vocabulary has count 0; nothing to draw "
+                           "negatives from")
+        logs = np.full(counts.size, -np.inf)
+        logs[seen] = ns_exponent * np.log(counts[seen])
         p = np.exp(logs - logs.max())
         return p / p.sum()
 
