@@ -272,6 +272,8 @@ def _train(args) -> int:
     except Interrupted as e:
         if e.step is not None:
             where = f"checkpoint at step {e.step} saved; continue with: w2v-jax train --resume {out}"
+            if args.corpus and not Path(args.corpus).is_file():  # a pipe: read it again
+                where += " --corpus <the same text, e.g. <(zcat FILE.gz)>"
         elif jax.distributed.is_initialized() and jax.process_index() > 0:
             where = "process 0 saved the checkpoint; continue every process with --resume"
         else:
