@@ -310,18 +310,24 @@ def _validate(c: Config) -> None:
          f"cbow_update must be one of {', '.join(CBOW_UPDATES)}, got {c.cbow_update!r}")
     # A setting that cannot act is refused rather than ignored; its default passes, so a
     # grid over objectives or modes may keep the others at theirs.
-    for name, why in _inactive(c.to_dict()).items():
+    inactive = _inactive(c.to_dict())
+    if inactive:
+        name, why = next(iter(inactive.items()))
         raise W2VError(f"{name}={getattr(c, name)!r} {why}")
 
 
 _NS_ONLY = ("negative", "ns_exponent", "shared_negatives", "sampler", "sg_negatives")
 
 
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(Config)}
+
+
 def inert(fields: dict[str, Any]) -> set[str]:
     """The fields that cannot act on the run that ``fields`` (a partial config) defines,
     whatever their values: the negative-sampling settings without negative sampling,
     ``sg_negatives`` for CBOW, ``cbow_update`` for skip-gram."""
-    whole = {f.name: f.default for f in dataclasses.fields(Config)} | fields
+    whole = _defaults() | fields
     found = set() if whole["objective"] == "ns" else set(_NS_ONLY)
     found.add("sg_negatives" if not whole["sg"] else "cbow_update")
     return found
@@ -331,7 +337,7 @@ def _inactive(fields: dict[str, Any]) -> dict[str, str]:
     """The settings of a whole config that cannot act on its run and are not at their
     default (nor gensim's ``negative=0`` without negative sampling), each with why and
     what to do."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    defaults = _defaults()
     found = {}
     for name in sorted(inert(fields)):
         if fields[name] == defaults[name] or (name == "negative" and fields[name] == 0):
@@ -353,6 +359,6 @@ def without_inactive(fields: dict[str, Any], keep: Iterable[str] = ()) -> dict[s
     those named in ``keep``) set back to their defaults: for settings shared by runs of
     several objectives or modes (an experiment's [base], ``--set``, a sweep), and for a
     checkpoint from before such settings were refused (they never acted)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    defaults = _defaults()
     drop = inert(fields) - set(keep)
     return {k: (defaults[k] if k in drop else v) for k, v in fields.items()}
