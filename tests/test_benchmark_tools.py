@@ -1,7 +1,8 @@
-"""The benchmark's own helpers (benchmarks/compare_peers.py): the one row order every
+"""The benchmark's own helpers (benchmarks/compare_peers.py, memory_floor.py): the one row order every
 peer is scored in, and the emulation of gensim corpus_file's per-worker schedule."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,17 @@ def test_merge_refuses_the_same_file_twice(tmp_path):
                           str(tmp_path / "." / "peers.json"), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "same file twice" in out.stderr
+
+
+def test_memory_floor_measures_each_stage_in_its_own_process(tmp_path):
+    # Each stage is a fresh child: peaks grow from the bare interpreter to JAX to a
+    # compiled step, which a child that skipped its stage's work would not show.
+    script = _PATH.parent / "memory_floor.py"
+    r = subprocess.run([sys.executable, str(script), "--vocab-size", "40", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    peaks = {row["stage"]: row["peak_rss_mb"]
+             for row in json.loads((tmp_path / "memory_floor.json").read_text())["rows"]}
+    assert peaks["python"] < peaks["jax"] < peaks["w2v-jax cbow"]
+    assert peaks["jax"] < peaks["w2v-jax sg"]
+    assert "| w2v-jax sg |" in (tmp_path / "memory_floor.md").read_text()
