@@ -39,7 +39,7 @@ def test_batch_must_split_into_shared_blocks():
 def test_settings_that_do_not_apply_are_refused():
     with pytest.raises(W2VError, match="max_row_terms does not apply to objective 'softmax'"):
         Config(objective="softmax", max_row_terms=5.0)
-    with pytest.raises(W2VError, match=r"0 only with objective 'hs' or 'softmax'"):
+    with pytest.raises(W2VError, match=r"0 only with an objective that draws none: 'softmax', 'hs'"):
         Config(negative=0)
     with pytest.raises(W2VError, match="sg_negatives='pair' applies to skip-gram only"):
         Config(sg=0, sg_negatives="pair")

@@ -11,7 +11,7 @@ from jax import enable_x64
 from w2v_jax import objectives as obj
 from w2v_jax.gradcheck import check_gradients
 
-# The worked example of spec/word2vec-math.md.
+# The worked example of the project's math spec (docs/math.md, *A worked example*).
 W_IN = np.array([
     [-0.014, 0.135, 0.109], [-0.665, 0.669, 0.309], [0.702, 0.621, -0.981], [0.214, -0.813, -0.561],
     [-0.018, 0.404, -0.317], [0.204, -0.007, -0.733], [-0.652, -0.097, 0.499], [-0.706, 0.745, 0.002],

@@ -418,3 +418,23 @@ def test_metrics_writer_starts_a_new_line_after_a_record_cut_short(tmp_path):
     w.write({"c": 2})
     w.close()
     assert path.read_text().splitlines()[3:] == ['{"c": 2}']
+
+
+@pytest.mark.parametrize("sg", [0, 1])
+def test_a_new_negative_sampling_objective_needs_only_the_registry(topic_corpus, monkeypatch, sg):
+    # The README's *Your own objective*: negative sampling registered again under a new
+    # name trains the same vectors, takes ns's settings and gets its negatives, with no
+    # other change (each place that once tested for "ns" by name now asks the registry).
+    import importlib
+
+    config, steps = importlib.import_module("w2v_jax.config"), importlib.import_module("w2v_jax.train")
+    monkeypatch.setattr(config, "OBJECTIVES", config.OBJECTIVES + ("ns2",))
+    monkeypatch.setattr(config, "NEGATIVE_SAMPLING", ("ns", "ns2"))
+    monkeypatch.setitem(steps.STEPS, "ns2", steps.STEPS["ns"])
+    vocab, corpus = load_corpus(topic_corpus, min_count=1)
+    settings = dict(SMALL, sg=sg, negative=3, shared_negatives=2)
+    a = train(Config(**settings, objective="ns"), vocab, corpus)
+    b = train(Config(**settings, objective="ns2"), vocab, corpus)
+    np.testing.assert_array_equal(np.asarray(a.w_in), np.asarray(b.w_in))
+    assert config.inert({"objective": "ns2"}) == config.inert({"objective": "ns"})
+    assert Config(objective="ns2", sg=0).row_term_cap(1000) is not None  # CBOW's default cap

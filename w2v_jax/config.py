@@ -18,6 +18,11 @@ from w2v_jax.errors import W2VError
 
 SAMPLERS = ("alias", "cdf", "categorical")
 OBJECTIVES = ("ns", "softmax", "hs")
+# The objectives that draw negatives from the noise distribution: the settings of
+# ``_NS_ONLY`` act on them only, they get the sampler's table as their ``aux``
+# (``train.objective_aux``) and each step's draws as ``ex["negs"]``
+# (``train.draw_negatives``), and CBOW's default row-term cap is theirs.
+NEGATIVE_SAMPLING = ("ns",)
 TABLE_MODES = ("replicated", "sharded")
 CBOW_UPDATES = ("word2vec", "exact")
 SG_NEGATIVES = ("centre", "pair")
@@ -155,6 +160,11 @@ class Config:
         return 0.025 if self.sg else 0.05
 
     @property
+    def draws_negatives(self) -> bool:
+        """Whether the objective draws negatives (one of ``NEGATIVE_SAMPLING``)."""
+        return self.objective in NEGATIVE_SAMPLING
+
+    @property
     def centres_per_step(self) -> int:
         """The C actually used (``batch_size`` or its SG/CBOW default)."""
         if self.batch_size is not None:
@@ -188,7 +198,7 @@ class Config:
             return float(self.max_row_terms)
         if self.objective == "hs":
             return 20.0
-        if self.objective == "ns" and not self.sg:
+        if self.draws_negatives and not self.sg:
             even_share = self.centres_per_step * (self.negative + 1) / max(vocab_size, 1)
             return max(10.0, 4.0 * even_share)
         return None
@@ -226,7 +236,7 @@ GPU_SETTINGS = {1: ("--batch-size 1024 --max-row-terms 20",
 def accelerator_hint(config: Config, platform: str) -> str | None:
     """A one-line suggestion of GPU batch settings, or None where it does not apply
     (not a GPU, not negative sampling, or ``batch_size`` chosen by the user)."""
-    if platform != "gpu" or config.objective != "ns" or config.batch_size is not None:
+    if platform != "gpu" or not config.draws_negatives or config.batch_size is not None:
         return None
     flags, effect = GPU_SETTINGS[config.sg]
     mode = "skip-gram" if config.sg else "CBOW"
@@ -267,9 +277,11 @@ def _validate(c: Config) -> None:
     for name in ("vector_size", "window", "epochs", "steps_per_call", "devices", "lanes"):
         need(getattr(c, name) > 0, f"{name} must be a positive integer, got {getattr(c, name)}")
     # hs and softmax draw no negatives: gensim's hs=1, negative=0 carries over.
-    need(c.negative > 0 or (c.objective != "ns" and c.negative == 0),
+    need(c.negative > 0 or (not c.draws_negatives and c.negative == 0),
          f"negative must be a positive integer, got {c.negative}"
-         + ("" if c.objective != "ns" else " (0 only with objective 'hs' or 'softmax')"))
+         + (" (0 only with an objective that draws none: "
+            + ", ".join(repr(o) for o in OBJECTIVES if o not in NEGATIVE_SAMPLING) + ")"
+            if c.draws_negatives else ""))
     need(c.window <= MAX_WINDOW,
          f"window must be at most {MAX_WINDOW} (the step is compiled with one slice per "
          f"offset), got {c.window}")
@@ -291,7 +303,7 @@ def _validate(c: Config) -> None:
          f"batch_size must be a positive integer or None, got {c.batch_size}")
     need(c.shared_negatives is None or c.shared_negatives > 0,
          f"shared_negatives must be a positive integer or None, got {c.shared_negatives}")
-    need(c.objective != "ns" or c.centres_per_step % c.negatives_shared_by == 0,
+    need(not c.draws_negatives or c.centres_per_step % c.negatives_shared_by == 0,
          f"batch_size ({c.centres_per_step}) must be a multiple of shared_negatives ({c.negatives_shared_by})")
     need(c.max_row_terms is None or c.objective != "softmax",
          "max_row_terms does not apply to objective 'softmax' (its step moves every W_out "
@@ -328,7 +340,7 @@ def inert(fields: dict[str, Any]) -> set[str]:
     whatever their values: the negative-sampling settings without negative sampling,
     ``sg_negatives`` for CBOW, ``cbow_update`` for skip-gram."""
     whole = _defaults() | fields
-    found = set() if whole["objective"] == "ns" else set(_NS_ONLY)
+    found = set() if whole["objective"] in NEGATIVE_SAMPLING else set(_NS_ONLY)
     found.add("sg_negatives" if not whole["sg"] else "cbow_update")
     return found
 
@@ -342,7 +354,7 @@ def _inactive(fields: dict[str, Any]) -> dict[str, str]:
     for name in sorted(inert(fields)):
         if fields[name] == defaults[name] or (name == "negative" and fields[name] == 0):
             continue
-        if name in _NS_ONLY and fields["objective"] != "ns":
+        if name in _NS_ONLY and fields["objective"] not in NEGATIVE_SAMPLING:
             found[name] = (f"applies to negative sampling only, and objective "
                            f"{fields['objective']!r} trains no negatives (unlike gensim's "
                            "hs=1 with negative > 0, which trains both); drop it or set "

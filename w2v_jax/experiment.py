@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from w2v_jax.checkpoint import CHECKPOINTS, checkpoint_steps, latest_meta, saved_config
-from w2v_jax.config import Config, inert, without_inactive
+from w2v_jax.config import NEGATIVE_SAMPLING, OBJECTIVES, Config, inert, without_inactive
 from w2v_jax.corpus import embedded_corpus_path
 from w2v_jax.errors import RunLocked, W2VError, memory_advice, out_of_memory
 
@@ -157,8 +157,8 @@ def _check_types(data: dict[str, Any], where: str) -> None:
         need(isinstance(sizes, list) and len(sizes) > 1 and all(_is_int(v) and v > 1 for v in sizes),
              f"scaling vocab_sizes must list two or more vocabulary sizes, got {sizes!r}")
         objectives = scaling.get("objectives", [])
-        need(isinstance(objectives, list) and set(objectives) <= {"ns", "hs", "softmax"},
-             f"scaling objectives must be a list of ns, hs, softmax, got {objectives!r}")
+        need(isinstance(objectives, list) and set(objectives) <= set(OBJECTIVES),
+             f"scaling objectives must be a list of {', '.join(OBJECTIVES)}, got {objectives!r}")
 
 
 def check_run_name(name: Any, where: str) -> None:
@@ -484,7 +484,7 @@ def _row(r: dict) -> dict[str, Any]:
     if done.get("elapsed") is None:  # older record, or clock unknown: this process's words, steps
         words, n_steps = None, done.get("steps")
     return {"objective": cfg["objective"], "model": "SG" if cfg["sg"] else "CBOW",
-            "negative": cfg["negative"] if cfg["objective"] == "ns" else "-",
+            "negative": cfg["negative"] if cfg["objective"] in NEGATIVE_SAMPLING else "-",
             "window": cfg["window"], "vector_size": cfg["vector_size"],
             "words/s": words / train_s if words and train_s else done.get("words_per_sec"),
             "step ms": (1e3 * train_s / n_steps) if train_s and n_steps else None,
@@ -673,7 +673,8 @@ def run_scaling(spec: dict[str, Any], base: dict[str, Any], out_dir: str | os.Pa
     path = out / "scaling.json"
     sizes = [int(v) for v in spec["vocab_sizes"]]
     objectives = spec.get("objectives", ["softmax", "ns", "hs"])
-    steps = {"softmax": 4, "ns": 32, "hs": 32} | spec.get("steps_per_call", {})
+    # Steps a timed call: the softmax's are ~100× dearer at large V, so fewer of them.
+    steps = {o: 4 if o == "softmax" else 32 for o in OBJECTIVES} | spec.get("steps_per_call", {})
     hyper = {k: v for k, v in base.items() if k in ("sg", "vector_size", "window", "negative",
                                                       "batch_size", "shared_negatives")}
     points = json.loads(path.read_text()) if path.exists() else {}

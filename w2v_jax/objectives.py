@@ -2,7 +2,7 @@
 
 Every function here takes one example (one positive pair, one CBOW window); batch
 them with ``jax.vmap`` and compile with ``jax.jit``. Notation follows
-``spec/word2vec-math.md``: ``h`` is the hidden vector (the centre's ``W_in`` row for
+``docs/math.md``: ``h`` is the hidden vector (the centre's ``W_in`` row for
 skip-gram, the mean of the context rows for CBOW), ``c_pos`` the positive output row,
 ``c_neg`` the K negative output rows, σ the logistic function.
 

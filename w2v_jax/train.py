@@ -471,9 +471,11 @@ def _cbow_hs_step(tables: Tables, ex, cfg: Config, aux):
 
 
 # The registry: objective → (skip-gram step, CBOW step). A step maps (Tables, one step's
-# slice of the block, cfg, aux) to (updates, (summed loss, number of examples)); adding
-# an objective is adding its pure functions to w2v_jax.objectives, its two steps here
-# and, if it needs constant arrays, a case in objective_aux.
+# slice of the block, cfg, aux) to (updates, (summed loss, number of examples)). Adding
+# an objective (the README's *Your own objective* has the whole list): its pure
+# functions in w2v_jax.objectives, its two steps here, its name in config.OBJECTIVES
+# (and config.NEGATIVE_SAMPLING if it draws negatives) and, if it needs constant
+# arrays, a case in objective_aux.
 STEPS = {
     "ns": (lambda t, ex, cfg, aux: _sg_step(t, ex, cfg),
            lambda t, ex, cfg, aux: _cbow_step(t, ex, cfg)),
@@ -483,13 +485,14 @@ STEPS = {
 
 
 def draw_negatives(key: jax.Array, aux: Any, cfg: Config, steps: int) -> jax.Array | None:
-    """The negatives of ``steps`` steps in one draw (None unless the objective is "ns").
+    """The negatives of ``steps`` steps in one draw (None unless the objective draws
+    negatives, ``cfg.draws_negatives``; ``aux`` is then the sampler's table).
 
     Per-step draws of a few thousand numbers spend most of their time in the PRNG's loop
     overhead on CPU. Shape i32[T, C/S, K] (CBOW), i32[T, C/S, M] (SG, "centre") or
     i32[T, 2W, C/S, K] (SG, "pair": one draw per context offset).
     """
-    if cfg.objective != "ns":
+    if not cfg.draws_negatives:
         return None
     groups = cfg.centres_per_step // cfg.negatives_shared_by
     if not cfg.sg:
@@ -550,8 +553,13 @@ def run_steps(state: TrainState, aux: Any, block: dict[str, jax.Array],
 
 
 def objective_aux(cfg: Config, vocab: Vocab) -> Any:
-    """The constant arrays ``run_steps`` needs for ``cfg.objective``."""
-    if cfg.objective == "ns":
+    """The constant arrays ``run_steps`` needs for ``cfg.objective``, passed to its step
+    functions as ``aux``: the negative sampler's table (``sampling.build``, an objective
+    that draws negatives, whose steps read the draws as ``ex["negs"]``), the Huffman
+    tree's arrays ("hs"), or None. A new objective that needs constants adds its case
+    here (:func:`draw_negatives` reads ``aux`` as the sampler's table, so one that draws
+    negatives and needs more than the table changes what that reads as well)."""
+    if cfg.draws_negatives:
         return sampling.build(cfg.sampler, vocab.noise_distribution(cfg.ns_exponent))
     if cfg.objective == "hs":
         tree = build_huffman(vocab.counts)
