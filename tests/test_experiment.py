@@ -66,6 +66,7 @@ def test_expand_crosses_runs_sweep_and_seeds(exp_file):
     assert [(s.name, s.config.negative, s.config.sampler) for s in specs] == [
         ("ns__negative=1__seed=7", 1, "cdf"), ("ns__negative=3__seed=7", 3, "cdf"),
         ("hs__seed=7", 5, "alias")]
+    assert [s.unused for s in specs] == [(), (), ("negative", "sampler")]  # named in the log
     exp.runs[1]["negative"] = 3
     with pytest.raises(W2VError, match="run hs .*negative=3 applies to negative sampling"):
         ex.expand(exp)

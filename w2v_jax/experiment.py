@@ -64,6 +64,9 @@ class RunSpec:
     group: str
     config: Config
     varied: dict[str, Any]  # the sweep values and seed that made it
+    # Shared settings ([base], --set, the sweep) that cannot act on this run and were left
+    # at their defaults (``config.inert``): the runner names them in its log.
+    unused: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +258,9 @@ def expand(exp: Experiment, sweep: dict[str, list[Any]] | None = None,
                     if where in repeats:
                         continue
                     repeats.add(where)
-                specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied))
+                unused = tuple(sorted(idle | {k for k in given if given[k] != hyper[k]}))
+                specs.append(RunSpec(f"{run['name']}{suffix}", run["name"], config, varied,
+                                     unused))
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -312,8 +317,11 @@ def run_experiment(exp: Experiment, specs: list[RunSpec], out_dir: str | os.Path
             log(f"[{i}/{len(specs)}] {spec.name}: done already, skipped")
             continue
         resume = bool(checkpoint_steps(run_dir / CHECKPOINTS))
+        unused = (f"; {', '.join(spec.unused)} cannot act on it, left at "
+                  f"{'its default' if len(spec.unused) == 1 else 'their defaults'}"
+                  if spec.unused else "")
         log(f"[{i}/{len(specs)}] {spec.name}: {'resuming' if resume else 'training'} "
-            f"({spec.config.objective}, {'SG' if spec.config.sg else 'CBOW'})")
+            f"({spec.config.objective}, {'SG' if spec.config.sg else 'CBOW'}{unused})")
         (run_dir / FAILED).unlink(missing_ok=True)
         try:
             if not (run_dir / "vectors.bin").exists():
