@@ -346,17 +346,23 @@ def test_train_sets_the_heap_for_its_backend(topic_corpus, monkeypatch):
     # then reuse the heap (w2v_jax.heap): the threshold follows the backend.
     import importlib
 
-    from w2v_jax.heap import ACCELERATOR_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD
+    # The full softmax's large per-call temporaries stay on the heap on the CPU.
+    from w2v_jax.heap import (ACCELERATOR_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD,
+                              SOFTMAX_MMAP_THRESHOLD)
 
     module = importlib.import_module("w2v_jax.train")
     thresholds = []
     monkeypatch.setattr(module, "return_large_buffers", thresholds.append)
     vocab, corpus = load_corpus(topic_corpus, min_count=1)
-    cfg = Config(**SMALL, epochs=1)
-    for backend in ("cpu", "gpu"):  # only the backend's name is asked: runs on any device
-        monkeypatch.setattr(module.jax, "default_backend", lambda b=backend: b)
-        train(cfg, vocab, corpus)
-    assert thresholds == [CPU_MMAP_THRESHOLD, ACCELERATOR_MMAP_THRESHOLD]
+    for objective in ("ns", "softmax"):
+        cfg = Config(**dict(SMALL, negative=0 if objective == "softmax" else 5,
+                            shared_negatives=None if objective == "softmax" else 4),
+                     objective=objective, epochs=1)
+        for backend in ("cpu", "gpu"):  # only the backend's name is asked: runs on any device
+            monkeypatch.setattr(module.jax, "default_backend", lambda b=backend: b)
+            train(cfg, vocab, corpus)
+    assert thresholds == [CPU_MMAP_THRESHOLD, ACCELERATOR_MMAP_THRESHOLD,
+                          SOFTMAX_MMAP_THRESHOLD, ACCELERATOR_MMAP_THRESHOLD]
 
 
 def test_large_freed_buffers_go_back_to_the_os():

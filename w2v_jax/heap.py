@@ -41,6 +41,21 @@ def release_free_heap() -> None:
 # accelerator the host's epoch pipeline is what the device waits on at large steps.
 CPU_MMAP_THRESHOLD = 128 << 10
 ACCELERATOR_MMAP_THRESHOLD = 4 << 20
+# The full softmax's step allocates C×V and V×d temporaries (MBs) at every call; each
+# fresh mapping's pages were faulted in and zeroed again, and 3 epochs of SG with the
+# softmax on the embedded corpus took 2× as long at 128 KiB (46–49 s an epoch against
+# 25 s at 32 MiB, glibc's largest; CBOW 34 s against 26 s; 4 MiB: 30 and 25 s;
+# 2026-11-27, one process each, this 2-core machine). Negative sampling and the
+# hierarchical softmax, whose temporaries are small, ran as fast at 128 KiB.
+SOFTMAX_MMAP_THRESHOLD = 32 << 20
+
+
+def mmap_threshold(backend: str, objective: str) -> int:
+    """The threshold :func:`return_large_buffers` is given for a run of ``objective``
+    ("ns", "hs", "softmax") on JAX's ``backend`` ("cpu", "gpu", "tpu")."""
+    if backend != "cpu":
+        return ACCELERATOR_MMAP_THRESHOLD
+    return SOFTMAX_MMAP_THRESHOLD if objective == "softmax" else CPU_MMAP_THRESHOLD
 
 
 def return_large_buffers(threshold: int = CPU_MMAP_THRESHOLD) -> None:

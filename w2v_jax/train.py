@@ -41,8 +41,7 @@ from w2v_jax.config import Config
 from w2v_jax.corpus import Corpus
 from w2v_jax.checkpoint import Checkpointer, Position
 from w2v_jax.errors import Interrupted, W2VError
-from w2v_jax.heap import (ACCELERATOR_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD,
-                          release_free_heap, return_large_buffers)
+from w2v_jax.heap import mmap_threshold, release_free_heap, return_large_buffers
 from w2v_jax.huffman import build_huffman
 from w2v_jax.vocab import Vocab
 
@@ -732,8 +731,7 @@ def train(config: Config, vocab: Vocab, corpus: Corpus,
     own contiguous shard of the corpus, and all advance call by call in lockstep.
     """
     corpus.check_trainable()
-    return_large_buffers(CPU_MMAP_THRESHOLD if jax.default_backend() == "cpu"
-                         else ACCELERATOR_MMAP_THRESHOLD)
+    return_large_buffers(mmap_threshold(jax.default_backend(), config.objective))
     release_free_heap()  # what reading the corpus left, before the compile
     cfg = config
     aux = objective_aux(cfg, vocab)
