@@ -42,10 +42,11 @@ def release_free_heap() -> None:
 CPU_MMAP_THRESHOLD = 128 << 10
 ACCELERATOR_MMAP_THRESHOLD = 4 << 20
 # The full softmax's step allocates C×V and V×d temporaries (MBs) at every call; each
-# fresh mapping's pages were faulted in and zeroed again, and 3 epochs of SG with the
-# softmax on the embedded corpus took 2× as long at 128 KiB (46–49 s an epoch against
-# 25 s at 32 MiB, glibc's largest; CBOW 34 s against 26 s; 4 MiB: 30 and 25 s;
-# 2026-11-27, one process each, this 2-core machine). Negative sampling and the
+# fresh mapping's pages were faulted in and zeroed again, and an epoch of SG with the
+# softmax on the embedded corpus took 2× as long at 128 KiB (46–49 s against 25 s at
+# 32 MiB, glibc's largest; CBOW 34 s against 26 s; 4 MiB: 30 and 25 s; 2026-11-27, one
+# process each, this 2-core machine), and 34–55 s from the CLI, which sets 128 KiB
+# first, until the trim threshold moved with it (27 s). Negative sampling and the
 # hierarchical softmax, whose temporaries are small, ran as fast at 128 KiB.
 SOFTMAX_MMAP_THRESHOLD = 32 << 20
 
@@ -82,3 +83,8 @@ def return_large_buffers(threshold: int = CPU_MMAP_THRESHOLD) -> None:
     mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(-3, threshold)  # M_MMAP_THRESHOLD (glibc's malloc.h)
+        # M_TRIM_THRESHOLD: glibc's own rule when it moves the threshold itself. Left at
+        # its 128 KiB default, a heap-allocated buffer freed at the top of the heap is
+        # handed back at once and faulted in again at the next call: the softmax's
+        # temporaries (``SOFTMAX_MMAP_THRESHOLD``) ran as slowly as fresh mappings.
+        mallopt(-1, 2 * threshold)

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from w2v_jax.config import Config
+from w2v_jax.heap import mmap_threshold, return_large_buffers
 from w2v_jax.train import init_state, objective_aux, run_steps
 from w2v_jax.vocab import Vocab
 
@@ -32,9 +33,12 @@ def time_per_pair(config: Config, vocab_size: int, calls: int = 3, seed: int = 0
     and every centre gets the full window, so a step has batch_size·2·window pairs (SG)
     or batch_size windows (CBOW: "pair" then means one window). The first call (the
     compilation) is not timed; the fastest of ``calls`` timed calls is returned (the
-    least disturbed by other work on a shared machine).
+    least disturbed by other work on a shared machine). The host's heap is set as
+    :func:`w2v_jax.train.train` sets it for the objective (the full softmax's per-call
+    temporaries ran 2× slower as fresh mappings).
     """
     cfg = config
+    return_large_buffers(mmap_threshold(jax.default_backend(), cfg.objective))
     vocab = synthetic_vocab(vocab_size)
     rng = np.random.default_rng(seed)
     p = vocab.counts / vocab.counts.sum()
